@@ -1,0 +1,8 @@
+"""Test set-up shared by every test: quiet, small, CPU-only TensorFlow."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")

@@ -1,0 +1,141 @@
+"""Spec validation: every invalid spec raises SpecError naming the field, the rule and the value."""
+
+import json
+
+import pytest
+
+from mtl_models import BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, SpecError, TaskSpec
+
+
+def _image(shape=(32, 32, 3)):
+    return InputSpec("image", shape)
+
+
+def _heads(**b_options):
+    return (
+        HeadSpec(TaskSpec("A", "classification", num_classes=10), units=32),
+        HeadSpec(TaskSpec("B", "regression", activation="sigmoid"), **b_options),
+    )
+
+
+def _spec(**changes):
+    base = dict(inputs=(_image(),), heads=_heads(), backbone=BackboneSpec(blocks=2, filters=8))
+    base.update(changes)
+    return ModelSpec(**base)
+
+
+@pytest.mark.parametrize(
+    ("make", "field", "value"),
+    [
+        (lambda: _spec(heads=_heads(transfer_from=("Z",))), "heads[B].transfer_from", "'Z'"),
+        (lambda: _spec(heads=_heads(transfer_from=("B",))), "heads[B].transfer_from", "'B'"),
+        (lambda: HeadSpec(TaskSpec("A", "binary"), dropout=1.5), "heads[A].dropout", "1.5"),
+        (lambda: HeadSpec(TaskSpec("A", "binary"), dropout=1.0), "heads[A].dropout", "1.0"),
+        (lambda: BackboneSpec(dropout=-0.1), "backbone.dropout", "-0.1"),
+        (
+            lambda: _spec(
+                inputs=(InputSpec("features", (10,)),),
+                heads=(HeadSpec(TaskSpec("mask", "segmentation"), units=8),),
+            ),
+            "heads[mask].task.kind",
+            "'segmentation'",
+        ),
+        (lambda: TaskSpec("A", "classification", num_classes=1), "tasks[A].num_classes", "1"),
+        (lambda: TaskSpec("A", "binary", num_classes=3), "tasks[A].num_classes", "3"),
+        (lambda: TaskSpec("A", "regression", loss="hinge"), "tasks[A].loss", "'hinge'"),
+        (lambda: TaskSpec("A", "classification", num_classes=3, loss="mse"), "tasks[A].loss", "'mse'"),
+        (lambda: TaskSpec("A", "classification", num_classes=3, metrics=("mae",)), "tasks[A].metrics", "'mae'"),
+        (lambda: TaskSpec("A", "ordinal"), "tasks[A].kind", "'ordinal'"),
+        (lambda: TaskSpec("2bad", "binary"), "tasks.name", "'2bad'"),
+        (lambda: TaskSpec("a__b", "binary"), "tasks.name", "'a__b'"),
+        (lambda: BackboneSpec(blocks=3, filters=(8, 16)), "backbone.filters", "(8, 16)"),
+        (lambda: BackboneSpec(blocks=2, filters=0), "backbone.filters", "0"),
+        (lambda: BackboneSpec(pooling="median"), "backbone.pooling", "'median'"),
+        (lambda: _spec(backbone=BackboneSpec(blocks=6, filters=4)), "backbone.blocks", "6"),
+        (lambda: InputSpec("image", (32, 32)), "inputs[image].shape", "(32, 32)"),
+        (lambda: InputSpec("image", (32, 32, 3), mean=(0.0,), variance=(1.0,)), "inputs[image].mean", "(0.0,)"),
+        (lambda: InputSpec("x", (2,), mean=(0.0, 1.0)), "inputs[x].variance", "None"),
+        (lambda: OptimizerSpec(learning_rate=0), "optimizer.learning_rate", "0"),
+        (lambda: OptimizerSpec(name="lion"), "optimizer.name", "'lion'"),
+        (lambda: HeadSpec(TaskSpec("A", "binary"), loss_weight=-1), "heads[A].loss_weight", "-1"),
+        (lambda: HeadSpec(TaskSpec("A", "binary"), units=-4), "heads[A].units", "-4"),
+        (lambda: _spec(loss_weighting="learned"), "loss_weighting", "'learned'"),
+        (lambda: _spec(heads=()), "heads", "[]"),
+        (
+            lambda: _spec(heads=(HeadSpec(TaskSpec("A", "binary")), HeadSpec(TaskSpec("A", "binary")))),
+            "heads.task.name",
+            "'A'",
+        ),
+        (
+            lambda: _spec(inputs=(_image(), InputSpec("other", (8, 8, 1)))),
+            "inputs",
+            "['image', 'other']",
+        ),
+    ],
+)
+def test_invalid_spec_names_field_rule_and_value(make, field, value):
+    with pytest.raises(SpecError) as info:
+        make()
+    message = str(info.value)
+    assert info.value.field == field
+    assert f"`{field}`" in message
+    assert f"Received: {field}={value}" in message
+    assert info.value.rule in message
+
+
+def test_transfer_cycle_is_rejected():
+    heads = (
+        HeadSpec(TaskSpec("A", "binary"), units=8, transfer_from=("B",)),
+        HeadSpec(TaskSpec("B", "binary"), units=8, transfer_from=("A",)),
+    )
+    with pytest.raises(SpecError, match="cycle"):
+        _spec(heads=heads)
+
+
+def test_transfer_from_a_head_without_hidden_layer_is_rejected():
+    heads = (HeadSpec(TaskSpec("A", "binary"), units=0), HeadSpec(TaskSpec("B", "binary"), transfer_from=("A",)))
+    with pytest.raises(SpecError, match=r"heads\[B\]\.transfer_from.*units > 0"):
+        _spec(heads=heads)
+
+
+def test_head_order_puts_sources_first():
+    heads = (
+        HeadSpec(TaskSpec("B", "binary"), transfer_from=("A",)),
+        HeadSpec(TaskSpec("A", "binary"), units=8),
+    )
+    assert [h.name for h in _spec(heads=heads).head_order()] == ["A", "B"]
+
+
+def test_dict_round_trip_through_json_gives_an_equal_spec():
+    spec = _spec(
+        heads=_heads(transfer_from=("A",), stop_gradient=True, loss_weight=0.3),
+        loss_weighting="uncertainty",
+        inputs=(InputSpec("image", (32, 32, 3), mean=(0.1, 0.2, 0.3), variance=(1.0, 2.0, 3.0)),),
+    )
+    again = ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert again == spec
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d.update(colour="red"), "model.colour"),
+        (lambda d: d["backbone"].update(filter=8), "model.backbone.filter"),
+        (lambda d: d["heads"][1]["task"].update(clases=3), "model.heads[1].task.clases"),
+        (lambda d: d.pop("inputs"), "model.inputs"),
+        (lambda d: d.update(heads={"A": 1}), "model.heads"),
+    ],
+)
+def test_from_dict_rejects_unknown_and_missing_keys(mutate, field):
+    data = _spec().to_dict()
+    mutate(data)
+    with pytest.raises(SpecError) as info:
+        ModelSpec.from_dict(data)
+    assert info.value.field == field
+
+
+def test_task_defaults_follow_kind():
+    assert TaskSpec("r", "regression").loss == "mse"
+    assert TaskSpec("r", "regression").score_metric == "mae"
+    assert TaskSpec("s", "segmentation").score_metric == "iou"
+    assert TaskSpec("c", "classification", num_classes=3).score_metric == "accuracy"
