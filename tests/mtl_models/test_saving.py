@@ -1,0 +1,70 @@
+"""A saved model loads in a fresh process in safe mode and predicts the same from raw inputs."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from mtl_models import BackboneSpec, HeadSpec, InputSpec, ModelSpec, TaskSpec, build_model
+
+
+def _spec(loss_weighting):
+    return ModelSpec(
+        inputs=(
+            InputSpec("image", (16, 16, 3), mean=(0.4, 0.5, 0.6), variance=(0.05, 0.06, 0.07)),
+            InputSpec("tabular", (5,), mean=(1.0,) * 5, variance=(4.0,) * 5),
+        ),
+        backbone=BackboneSpec(blocks=2, filters=(8, 8), residual=True),
+        heads=(
+            HeadSpec(TaskSpec("label", "binary"), units=8),
+            HeadSpec(TaskSpec("kind", "classification", num_classes=3), units=8, transfer_from=("label",)),
+            HeadSpec(TaskSpec("mask", "segmentation"), units=4, stop_gradient=True),
+            HeadSpec(TaskSpec("value", "regression", loss="huber"), units=8),
+        ),
+        loss_weighting=loss_weighting,
+    )
+
+
+@pytest.mark.parametrize("loss_weighting", ["fixed", "uncertainty"])
+def test_load_in_fresh_process_with_safe_mode_gives_identical_predictions(tmp_path, loss_weighting):
+    rng = np.random.default_rng(0)
+    raw = {
+        "image": rng.random((12, 16, 16, 3), dtype=np.float32) * 255.0,  # raw, not normalised
+        "tabular": rng.normal(1.0, 2.0, (12, 5)).astype("float32"),
+    }
+    targets = {
+        "label": rng.integers(0, 2, (12, 1)).astype("float32"),
+        "kind": rng.integers(0, 3, 12).astype("int32"),
+        "mask": rng.integers(0, 2, (12, 16, 16, 1)).astype("float32"),
+        "value": rng.normal(size=(12, 1)).astype("float32"),
+    }
+    model = build_model(_spec(loss_weighting))
+    model.fit(raw, targets, epochs=1, batch_size=4, verbose=0)
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "inputs.npz", **raw)
+    expected = model.predict(raw, verbose=0)
+
+    script = textwrap.dedent(
+        f"""
+        import json, numpy as np, keras
+        import mtl_models  # registers the custom layers; nothing else is needed
+        model = keras.models.load_model({str(tmp_path / "model.keras")!r}, safe_mode=True)
+        raw = dict(np.load({str(tmp_path / "inputs.npz")!r}, allow_pickle=False))
+        out = model.predict(raw, verbose=0)
+        np.savez({str(tmp_path / "out.npz")!r}, **out)
+        print(json.dumps({{"class": type(model).__name__, "layers": [type(l).__name__ for l in model.layers]}}))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["class"] == "MultiTaskModel"
+    assert "Lambda" not in info["layers"]
+    assert "StopGradient" in info["layers"]
+    got = dict(np.load(tmp_path / "out.npz"))
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name])
