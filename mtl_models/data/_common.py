@@ -1,0 +1,37 @@
+"""Argument checks and small generators shared by the loaders (private)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mtl_models.errors import DataError
+
+__all__ = ["balanced_labels", "check_int", "check_seed", "pixel_grid"]
+
+
+def check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    """``value`` as an int after checking ``low <= value (<= high)``; a :class:`DataError` otherwise."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    if ok and (value < low or (high is not None and value > high)):
+        ok = False
+    if not ok:
+        rule = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        raise DataError(f"`{name}` must be {rule}, but got {name}={value!r}.")
+    return int(value)
+
+
+def check_seed(seed: object) -> int:
+    """The seed as an int; a :class:`DataError` unless it is an integer in ``[0, 2**32)``."""
+    return check_int("seed", seed, 0, 2**32 - 1)
+
+
+def balanced_labels(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
+    """``n`` int32 labels in ``[0, num_classes)``, each class within one of ``n / num_classes``, shuffled."""
+    return rng.permutation(np.arange(n) % num_classes).astype(np.int32)
+
+
+def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates ``(y, x)``, each ``(1, size, size)`` float32, for broadcasting over samples."""
+    centres = np.arange(size, dtype=np.float32) + 0.5
+    y, x = np.meshgrid(centres, centres, indexing="ij")
+    return y[None], x[None]
