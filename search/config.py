@@ -1,0 +1,323 @@
+"""The experiment file: one YAML document, validated in full before anything starts.
+
+``load_experiment(path)`` returns a frozen :class:`Experiment`; every problem raises
+:class:`ConfigError` naming the field (as a dotted path), the rule and the value. The
+file is read with ``yaml.safe_load``: nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from search.errors import ConfigError
+from search.space import SearchSpace, parse_space
+
+__all__ = [
+    "Budget",
+    "DataConfig",
+    "Experiment",
+    "ObjectiveConfig",
+    "Resources",
+    "SchedulerConfig",
+    "SearcherConfig",
+    "load_experiment",
+    "parse_experiment",
+]
+
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp", "nsga2")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class _Section:
+    """Reads one mapping of the file, tracking which keys were used, to reject unknown ones."""
+
+    def __init__(self, data: Any, path: str, *, required: bool = False):
+        if data is None and not required:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(path, "must be a mapping", data)
+        self.data, self.path, self.used = data, path, set()
+
+    def field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, default: Any = None, *, required: bool = False) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if required:
+                raise ConfigError(self.field(key), "is required", None)
+            return default
+        return self.data[key]
+
+    def number(self, key: str, default: Any, *, low: float, high: float | None = None, integer: bool = False,
+               low_open: bool = False, allow_none: bool = False) -> Any:
+        value = self.get(key, default)
+        if value is None and allow_none:
+            return None
+        ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+        ok = ok and math.isfinite(value) and (value > low if low_open else value >= low)
+        ok = ok and (high is None or value <= high)
+        if not ok:
+            kind = "an integer" if integer else "a number"
+            bounds = f"{'>' if low_open else '>='} {low}" + ("" if high is None else f" and <= {high}")
+            raise ConfigError(self.field(key), f"must be {kind} {bounds}", value)
+        return value
+
+    def choice(self, key: str, default: Any, choices: tuple) -> Any:
+        value = self.get(key, default)
+        if value not in choices:
+            raise ConfigError(self.field(key), f"must be one of {list(choices)}", value)
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used, key=str)
+        if unknown:
+            raise ConfigError(self.field(str(unknown[0])), f"is not a known key; known keys are {sorted(self.used)}",
+                              self.data[unknown[0]])
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, its loader options, and the train/val/test split."""
+
+    dataset: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.2
+    test_fraction: float = 0.15
+    split_seed: int = 0
+    stratify: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Single: a weighted mean of task scores, or one ``task.metric``; multi: a list of them."""
+
+    weights: Mapping[str, float] = field(default_factory=dict)  # empty: every task weighs 1
+    metric: str | None = None  # "task.metric" picks one task metric as the objective
+    metrics: tuple[str, ...] = ()  # multi-objective
+
+    @property
+    def multi(self) -> bool:
+        return bool(self.metrics)
+
+
+@dataclass(frozen=True)
+class Budget:
+    trials: int = 12
+    max_epochs: int = 10
+    time_limit_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+@dataclass(frozen=True)
+class SearcherConfig:
+    """The Optuna sampler by name, and configurations to try first (e.g. a known good one)."""
+
+    sampler: str = "tpe"
+    initial_points: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """ASHA for single-objective searches (multi-objective ones run FIFO)."""
+
+    grace_period: int = 2  # epochs every trial gets before it can be stopped
+    reduction_factor: float = 3.0
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment file."""
+
+    name: str
+    data: DataConfig
+    model: Mapping[str, Any]  # the fixed part of the model spec; heads keyed by task name
+    space: SearchSpace
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    budget: Budget = field(default_factory=Budget)
+    resources: Resources = field(default_factory=Resources)
+    concurrency: int = 2
+    seed: int = 0
+    batch_size: int = 32
+    searcher: SearcherConfig = field(default_factory=SearcherConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    study_storage: str | None = None  # an Optuna RDB URL; default: SQLite in the run directory
+    source: str | None = None  # the file it came from
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as parsed, for the run copy
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("experiment", "must be an existing YAML file", str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise ConfigError("experiment", "must be a UTF-8 text file (this one is binary)", str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError("experiment", f"must be valid YAML ({getattr(exc, 'problem', exc)}{where})",
+                          str(path)) from None
+    if data is None:
+        raise ConfigError("experiment", "must not be empty", str(path))
+    return parse_experiment(data, source=str(path))
+
+
+def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
+    """Validate already-parsed YAML data into an :class:`Experiment`."""
+    top = _Section(data, "", required=True)
+    name = top.get("name", required=True)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError("name", "must be letters, digits, '_', '-' or '.', starting with a letter or digit", name)
+    model = top.get("model", {})
+    if not isinstance(model, dict):
+        raise ConfigError("model", "must be a mapping", model)
+    space = parse_space(top.get("space", {}))
+    experiment = Experiment(
+        name=name,
+        data=_data(top.get("data", required=True)),
+        model=model,
+        space=space,
+        objective=_objective(top.get("objective")),
+        budget=_budget(top.get("budget")),
+        resources=_resources(top.get("resources")),
+        concurrency=top.number("concurrency", 2, low=1, integer=True),
+        seed=top.number("seed", 0, low=0, integer=True),
+        batch_size=top.number("batch_size", 32, low=1, integer=True),
+        searcher=_searcher(top.get("searcher"), space),
+        scheduler=_scheduler(top.get("scheduler")),
+        study_storage=_storage(top.get("study_storage")),
+        source=source,
+        raw=data,
+    )
+    top.done()
+    return experiment
+
+
+def _searcher(raw: Any, space: SearchSpace) -> SearcherConfig:
+    section = _Section(raw, "searcher")
+    sampler = section.choice("sampler", "tpe", SAMPLERS)
+    points = section.get("initial_points", [])
+    section.done()
+    if not isinstance(points, list):
+        raise ConfigError("searcher.initial_points", "must be a list of {parameter: value} mappings", points)
+    params = {p.name: p for p in space}
+    for i, point in enumerate(points):
+        where = f"searcher.initial_points[{i}]"
+        if not isinstance(point, dict):
+            raise ConfigError(where, "must be a mapping of search parameters to values", point)
+        for name, value in point.items():
+            if name not in params:
+                raise ConfigError(where, f"must name parameters of the space {sorted(params)}", name)
+            param = params[name]
+            inside = value in param.values if param.kind == "choice" else (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and param.low <= value <= param.high)
+            if not inside:
+                raise ConfigError(f"{where}.{name}", "must be a value of that parameter's domain", value)
+    return SearcherConfig(sampler=sampler, initial_points=tuple(points))
+
+
+def _data(raw: Any) -> DataConfig:
+    section = _Section(raw, "data", required=True)
+    dataset = section.get("dataset", required=True)
+    if not isinstance(dataset, str):
+        raise ConfigError("data.dataset", "must be a data set name", dataset)
+    options = section.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError("data.options", "must be a mapping of loader options", options)
+    split = _Section(section.get("split"), "data.split")
+    val = split.number("val_fraction", 0.2, low=0, high=1, low_open=True)
+    test = split.number("test_fraction", 0.15, low=0, high=1)
+    if val + test >= 1:
+        raise ConfigError("data.split.test_fraction", f"plus val_fraction ({val}) must be < 1", test)
+    config = DataConfig(
+        dataset=dataset,
+        options=options,
+        val_fraction=float(val),
+        test_fraction=float(test),
+        split_seed=split.number("seed", 0, low=0, integer=True),
+        stratify=split.get("stratify"),
+    )
+    split.done()
+    section.done()
+    return config
+
+
+def _objective(raw: Any) -> ObjectiveConfig:
+    section = _Section(raw, "objective")
+    weights = section.get("weights", {})
+    metric = section.get("metric")
+    metrics = section.get("metrics", [])
+    section.done()
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and math.isfinite(v) for v in weights.values()
+    ):
+        raise ConfigError("objective.weights", "must map task names to numbers >= 0", weights)
+    if weights and sum(weights.values()) <= 0:
+        raise ConfigError("objective.weights", "must hold at least one weight > 0", weights)
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise ConfigError("objective.metric", "must be a 'task' or 'task.metric' name", metric)
+    if not isinstance(metrics, list) or not all(isinstance(m, str) and m for m in metrics):
+        raise ConfigError("objective.metrics", "must be a list of 'task.metric' names", metrics)
+    if len(metrics) == 1:
+        raise ConfigError("objective.metrics", "must name at least two metrics (use objective.metric for one)", metrics)
+    if sum(bool(x) for x in (weights, metric, metrics)) > 1:
+        raise ConfigError("objective", "must give only one of weights, metric, metrics", raw)
+    return ObjectiveConfig(weights={str(k): float(v) for k, v in weights.items()}, metric=metric,
+                           metrics=tuple(metrics))
+
+
+def _budget(raw: Any) -> Budget:
+    section = _Section(raw, "budget")
+    budget = Budget(
+        trials=section.number("trials", 12, low=1, integer=True),
+        max_epochs=section.number("max_epochs", 10, low=1, integer=True),
+        time_limit_s=section.number("time_limit_s", None, low=0, low_open=True, allow_none=True),
+    )
+    section.done()
+    return budget
+
+
+def _resources(raw: Any) -> Resources:
+    section = _Section(raw, "resources")
+    resources = Resources(
+        cpus=float(section.number("cpus", 1, low=0, low_open=True)),
+        gpus=float(section.number("gpus", 0, low=0)),
+    )
+    section.done()
+    if resources.gpus > 1 and resources.gpus != int(resources.gpus):
+        raise ConfigError("resources.gpus", "must be a fraction <= 1 or a whole number of GPUs", resources.gpus)
+    return resources
+
+
+def _scheduler(raw: Any) -> SchedulerConfig:
+    section = _Section(raw, "scheduler")
+    scheduler = SchedulerConfig(
+        grace_period=section.number("grace_period", 2, low=1, integer=True),
+        reduction_factor=float(section.number("reduction_factor", 3, low=1, low_open=True)),
+    )
+    section.done()
+    return scheduler
+
+
+def _storage(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or "://" not in raw:
+        raise ConfigError("study_storage", "must be an RDB URL such as postgresql://host/db or sqlite:///path.db",
+                          raw)
+    return raw

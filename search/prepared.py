@@ -1,0 +1,151 @@
+"""An experiment made concrete: its data loaded and split, its space and objective checked.
+
+``prepare(experiment)`` does every check that needs the data (task names, metrics,
+search keys, every corner of the space giving a valid model) so that bad input stops
+before Ray starts. ``Prepared.spec_for(params)`` turns one trial's sampled values into
+the :class:`ModelSpec` and batch size it trains with.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from mtl_models.data import Splits, load_dataset, normalized_inputs, split
+from mtl_models.errors import DataError, SpecError
+from mtl_models.spec import BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, TaskSpec
+from search.config import Experiment
+from search.errors import ConfigError
+from search.objective import Objective, build_objective
+from search.space import Param
+
+__all__ = ["Prepared", "prepare"]
+
+_HEAD_FIELDS = {f.name for f in dataclasses.fields(HeadSpec)} - {"task"}
+_MODEL_KEYS = {"backbone", "optimizer", "heads", "loss_weighting", "sharing", "freeze_backbone", "name"}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An experiment with its data split, normalised inputs, tasks and objective."""
+
+    experiment: Experiment
+    splits: Splits
+    inputs: tuple[InputSpec, ...]
+    tasks: tuple[TaskSpec, ...]
+    objective: Objective
+
+    def spec_for(self, params: Mapping[str, Any]) -> tuple[ModelSpec, int]:
+        """The model spec and batch size for one trial's sampled parameters."""
+        model = copy.deepcopy(dict(self.experiment.model))
+        batch_size = self.experiment.batch_size
+        for key, value in params.items():
+            if key == "batch_size":
+                batch_size = value
+                continue
+            _set_path(model, key.split("."), value)
+        heads = model.pop("heads", None) or {}
+        spec_dict = {
+            "name": model.pop("name", "mtl_model"),
+            **model,
+            "inputs": [dataclasses.asdict(i) for i in self.inputs],
+            "heads": [_head_dict(task, heads.get(task.name) or {}) for task in self.tasks],
+        }
+        spec = ModelSpec.from_dict(spec_dict)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError("batch_size", "must be an integer >= 1", batch_size)
+        return spec, batch_size
+
+
+def prepare(experiment: Experiment) -> Prepared:
+    """Load and split the data, then check the model section, space and objective against it."""
+    options = dict(experiment.data.options)
+    if experiment.data.dataset == "npz" and "path" in options and experiment.source:
+        path = Path(options["path"])
+        if not path.is_absolute():  # relative to the experiment file, so configs travel with their data
+            options["path"] = str(Path(experiment.source).parent / path)
+    try:
+        data = load_dataset(experiment.data.dataset, **options)
+        splits = split(data, val_fraction=experiment.data.val_fraction, test_fraction=experiment.data.test_fraction,
+                       seed=experiment.data.split_seed, stratify=experiment.data.stratify)
+    except DataError as exc:
+        raise ConfigError("data", str(exc).rstrip("."), experiment.data.dataset, show_value=False) from None
+    tasks = tuple(data.tasks)
+    _check_model_section(experiment.model, tasks)
+    prepared = Prepared(experiment, splits, tuple(normalized_inputs(splits.train)), tasks,
+                        build_objective(experiment.objective, tasks, splits))
+    _check_spec(prepared, {}, "model")
+    for param in experiment.space:
+        _check_key(param, tasks)
+        for value in param.corners():
+            _check_spec(prepared, {param.name: value}, f"space.{param.name}")
+    return prepared
+
+
+def _check_model_section(model: Mapping[str, Any], tasks: tuple[TaskSpec, ...]) -> None:
+    unknown = sorted(set(model) - _MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"model.{unknown[0]}", f"is not a known key; known keys are {sorted(_MODEL_KEYS)}",
+                          model[unknown[0]])
+    heads = model.get("heads") or {}
+    if not isinstance(heads, dict):
+        raise ConfigError("model.heads", "must map task names to head settings", heads)
+    names = [t.name for t in tasks]
+    for name, head in heads.items():
+        if name not in names:
+            raise ConfigError(f"model.heads.{name}", f"must name a task of the data set {names}", head)
+
+
+def _check_key(param: Param, tasks: tuple[TaskSpec, ...]) -> None:
+    parts = param.name.split(".")
+    fields = {
+        "backbone": {f.name for f in dataclasses.fields(BackboneSpec)},
+        "optimizer": {f.name for f in dataclasses.fields(OptimizerSpec)},
+    }
+    root, rest = parts[0], parts[1:]
+    ok = False
+    if root in ("loss_weighting", "sharing", "batch_size"):
+        ok = not rest
+    elif root in fields:
+        ok = len(rest) == 1 and rest[0] in fields[root]
+    elif root == "heads" and len(rest) >= 2:
+        if rest[0] not in {t.name for t in tasks}:
+            raise ConfigError(f"space.{param.name}", f"must name a task of the data set {[t.name for t in tasks]}",
+                              rest[0])
+        ok = (len(rest) == 2 and rest[1] in _HEAD_FIELDS) or rest[1:] == ["task", "loss"]
+    if not ok:
+        raise ConfigError(f"space.{param.name}", "must name a field of the model spec (e.g. backbone.filters, "
+                          "heads.<task>.units, heads.<task>.task.loss, optimizer.learning_rate, batch_size)",
+                          param.name)
+
+
+def _check_spec(prepared: Prepared, params: Mapping[str, Any], field: str) -> None:
+    try:
+        prepared.spec_for(params)
+    except (SpecError, ConfigError) as exc:
+        if not params:
+            raise ConfigError(field, f"gives an invalid model: {exc}", None, show_value=False) from None
+        value = next(iter(params.values()))
+        raise ConfigError(field, f"the value {value!r} gives an invalid model: {exc}", value,
+                          show_value=False) from None
+
+
+def _head_dict(task: TaskSpec, head: Mapping[str, Any]) -> dict[str, Any]:
+    head = dict(head)
+    overrides = head.pop("task", None) or {}
+    task_dict = {**dataclasses.asdict(task), **overrides}
+    return {**head, "task": task_dict}
+
+
+def _set_path(tree: dict, parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        node = tree.get(part)
+        if node is None:
+            node = tree[part] = {}
+        if not isinstance(node, dict):
+            raise ConfigError(".".join(parts), f"cannot set inside {part!r}, which is not a mapping", node)
+        tree = node
+    tree[parts[-1]] = value
