@@ -1,0 +1,147 @@
+"""The Python API, mirroring the CLI: ``run``, ``resume``, ``results``."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import yaml
+
+from search.config import Experiment, load_experiment
+from search.errors import ConfigError, SearchError
+from search.prepared import Prepared, prepare
+from search.results import load_records, write_leaderboard
+from search.rundir import check_writable, choose_run_dir, create_run_dir, read_run_info
+
+__all__ = ["run", "resume", "results", "resume_command"]
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"mtl-search resume {run_dir}"
+
+
+def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "results", address: str | None = None,
+        storage: str | Path | None = None, progress: Callable[[str], None] = print) -> pd.DataFrame:
+    """Run a search and return its leaderboard as a DataFrame (one row per trial, ranked).
+
+    ``experiment`` is an :class:`Experiment` or the path of an experiment file. Without
+    ``address`` (or ``RAY_ADDRESS``) a local Ray is started on 127.0.0.1; with one, the
+    cluster is joined and ``storage`` (default: the run directory) must be shared by all nodes.
+    Every check of the input runs before Ray starts; nothing is created on bad input.
+    """
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment)
+    text = yaml.safe_dump(_portable(experiment), sort_keys=False)
+    prepared = prepare(experiment)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    run_dir = choose_run_dir(Path(results_dir), experiment.name)
+    check_writable(run_dir)
+    storage_path = Path(storage) if storage else run_dir
+    if storage:
+        check_writable(storage_path, field="--storage")
+    if not address:
+        from search.cluster import check_local_resources
+
+        check_local_resources(experiment.resources, experiment.concurrency)
+    study_storage = experiment.study_storage or f"sqlite:///{run_dir.resolve() / 'study.db'}"
+
+    from search import cluster
+
+    description = cluster.start_ray(address)
+    created = False
+    try:
+        if address:
+            cluster.check_cluster(experiment.resources)
+        info = create_run_dir(run_dir, text, storage_path=storage_path, study_storage=study_storage,
+                              address=address, name=experiment.name)
+        created = True
+        if address:
+            storage_path.mkdir(parents=True, exist_ok=True)
+            cluster.check_shared_storage(storage_path)
+        if run_dir.name != experiment.name:
+            progress(f"{Path(results_dir) / experiment.name} holds an earlier search; this one writes to {run_dir}")
+        progress(f"Search {experiment.name!r}: {experiment.budget.trials} trials, {experiment.concurrency} at a time, "
+                 f"up to {experiment.budget.max_epochs} epochs each, on {description}.")
+        progress(f"Objective: {prepared.objective.describe()}. Results: {run_dir}/leaderboard.md; "
+                 f"study: optuna-dashboard {info.study_storage}")
+        return _drive(prepared, run_dir, storage_path, study_storage, progress, restore=False)
+    except (ConfigError, SearchError):
+        if created and not any((run_dir / "trials").glob("*.json")):
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave nothing behind
+        raise
+    finally:
+        _shutdown()
+
+
+def resume(run_dir: str | Path, *, address: str | None = None,
+           progress: Callable[[str], None] = print) -> pd.DataFrame:
+    """Continue an interrupted search in ``run_dir``; finished trials are kept, not re-run."""
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    experiment = load_experiment(run_dir / info.experiment_file)
+    prepared = prepare(experiment)
+    address = address or info.address or os.environ.get("RAY_ADDRESS") or None
+    from search import cluster
+
+    description = cluster.start_ray(address)
+    try:
+        done = sum(r.status in ("completed", "stopped early", "failed") for r in load_records(run_dir))
+        progress(f"Resuming {experiment.name!r} on {description}: {done} of {experiment.budget.trials} trials "
+                 "finished before.")
+        return _drive(prepared, run_dir, Path(info.storage_path), info.study_storage, progress, restore=True)
+    finally:
+        _shutdown()
+
+
+def results(run_dir: str | Path) -> pd.DataFrame:
+    """The leaderboard of a run directory (rebuilt from its trial records)."""
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    experiment = load_experiment(run_dir / info.experiment_file)
+    from search.engines.ray_tune import leaderboard_spec
+
+    return write_leaderboard(run_dir, load_records(run_dir), leaderboard_spec(prepare(experiment)))
+
+
+def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage: str,
+           progress: Callable[[str], None], *, restore: bool) -> pd.DataFrame:
+    from search.engines import ray_tune
+
+    try:
+        if restore:
+            ray_tune.restore(prepared, run_dir, storage_path=storage_path, progress=progress)
+        else:
+            ray_tune.fit(prepared, run_dir, storage_path=storage_path, study_storage=study_storage, progress=progress)
+    except KeyboardInterrupt:
+        progress(f"Search interrupted. Resume it with:\n  {resume_command(run_dir)}")
+        raise
+    records = load_records(run_dir)
+    frame = write_leaderboard(run_dir, records, ray_tune.leaderboard_spec(prepared))
+    finished = sum(r.status in ("completed", "stopped early", "failed") for r in records)
+    budget = prepared.experiment.budget
+    if finished < budget.trials and budget.time_limit_s is None:
+        progress(f"Search stopped with {finished} of {budget.trials} trials finished. Resume it with:\n"
+                 f"  {resume_command(run_dir)}")
+    frame.attrs["run_dir"] = str(run_dir)
+    frame.attrs["interrupted"] = finished < budget.trials and budget.time_limit_s is None
+    return frame
+
+
+def _portable(experiment: Experiment) -> dict:
+    """The experiment as parsed, with a relative data path made absolute (the copy lives elsewhere)."""
+    raw = copy.deepcopy(dict(experiment.raw))
+    options = (raw.get("data") or {}).get("options") or {}
+    if isinstance(options.get("path"), str) and experiment.source and not Path(options["path"]).is_absolute():
+        options["path"] = str((Path(experiment.source).parent / options["path"]).resolve())
+    return raw
+
+
+def _shutdown() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,133 @@
+"""The main engine: Ray Tune's Tuner with the Optuna searcher (TPE by default) and ASHA.
+
+Single-objective searches run ASHA on ``objective`` (max); multi-objective ones run
+Optuna's multi-objective study with FIFO (ASHA needs one metric). The Optuna study is
+a real RDB study (SQLite in the run directory by default), so optuna-dashboard opens it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from search.prepared import Prepared
+from search.recorder import Recorder
+from search.results import Column, LeaderboardSpec, ParamRange
+from search.trainable import train_trial
+
+__all__ = ["TUNE_DIR", "make_sampler", "leaderboard_spec", "fit", "restore"]
+
+TUNE_DIR = "tune"  # Ray Tune's experiment directory name under the storage path
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler by name, seeded."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    raise ValueError(f"Unknown sampler {name!r}.")
+
+
+def leaderboard_spec(prepared: Prepared) -> LeaderboardSpec:
+    """How the leaderboard ranks and flags this experiment's trials."""
+    objective = prepared.objective
+    tasks = tuple(Column(f"{t.name}_{t.score_metric}", "min" if t.score_metric in ("mae", "mse", "rmse") else "max")
+                  for t in prepared.tasks)
+    if objective.multi:
+        objectives = tuple(Column(t.key.removeprefix("val_"), t.mode) for t in objective.terms)
+    else:
+        objectives = (Column("objective", "max"),)
+    ranges = {name: ParamRange(low, high, log) for name, (low, high, log) in prepared.experiment.space.ranges().items()}
+    return LeaderboardSpec(task_columns=tasks, objectives=objectives, ranges=ranges)
+
+
+def _trainable(prepared: Prepared):
+    resources = prepared.experiment.resources
+    return tune.with_resources(
+        tune.with_parameters(train_trial, prepared=prepared),
+        {"cpu": resources.cpus, "gpu": resources.gpus},
+    )
+
+
+def _recorder(prepared: Prepared, run_dir: Path, progress: Callable[[str], None]) -> Recorder:
+    objective = prepared.objective
+    return Recorder(
+        run_dir,
+        leaderboard_spec(prepared),
+        max_epochs=prepared.experiment.budget.max_epochs,
+        task_keys=[f"{t.name}_{t.score_metric}" for t in prepared.tasks],
+        objective_keys=[t.key for t in objective.terms] if objective.multi else [],
+        progress=progress,
+    )
+
+
+def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage: str,
+        progress: Callable[[str], None] = print) -> tune.ResultGrid:
+    """Run the search to its budget (or until interrupted). Results land in ``run_dir``."""
+    experiment = prepared.experiment
+    objective = prepared.objective
+    searcher = OptunaSearch(
+        space=experiment.space.sample_optuna,
+        metric=objective.metric,
+        mode=objective.mode,
+        sampler=make_sampler(experiment.searcher.sampler, experiment.seed),
+        study_name=experiment.name,
+        storage=optuna.storages.RDBStorage(study_storage),
+        seed=experiment.seed,
+        points_to_evaluate=[experiment.space.encode_point(p) for p in experiment.searcher.initial_points] or None,
+    )
+    if objective.multi:
+        scheduler = FIFOScheduler()
+    else:
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            metric="objective",
+            mode="max",
+            max_t=experiment.budget.max_epochs,
+            grace_period=min(experiment.scheduler.grace_period, experiment.budget.max_epochs),
+            reduction_factor=experiment.scheduler.reduction_factor,
+        )
+    tuner = tune.Tuner(
+        _trainable(prepared),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=experiment.budget.trials,
+            max_concurrent_trials=experiment.concurrency,
+            time_budget_s=experiment.budget.time_limit_s,
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=str(storage_path.resolve()),
+            verbose=0,
+            callbacks=[_recorder(prepared, run_dir, progress)],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=0),
+            stop={"training_iteration": experiment.budget.max_epochs},
+        ),
+    )
+    return tuner.fit()
+
+
+def restore(prepared: Prepared, run_dir: Path, *, storage_path: Path,
+            progress: Callable[[str], None] = print) -> tune.ResultGrid:
+    """Continue an interrupted search: finished trials are kept, unfinished ones resume from checkpoints."""
+    path = str((storage_path / TUNE_DIR).resolve())
+    tuner = tune.Tuner.restore(path, trainable=_trainable(prepared), resume_unfinished=True, resume_errored=False)
+    # The driver-side callback is not restored from the saved state: attach a fresh one.
+    tuner._local_tuner._run_config.callbacks = [_recorder(prepared, run_dir, progress)]
+    return tuner.fit()

@@ -1,0 +1,91 @@
+"""The run directory ``results/<name>/``: chosen without overwriting, checked before use."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from search.errors import ConfigError, SearchError
+
+__all__ = ["RunInfo", "MIN_FREE_BYTES", "check_writable", "choose_run_dir", "create_run_dir", "read_run_info"]
+
+MIN_FREE_BYTES = 200 * 1024 * 1024  # checkpoints of a small search; refuse to start below this
+_MARKERS = ("run.json", "leaderboard.csv", "trials", "study.db")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run directory records about its search, so that it can be resumed."""
+
+    name: str
+    experiment_file: str  # the copy inside the run directory
+    storage_path: str  # where Ray Tune keeps trial state and checkpoints
+    study_storage: str  # the Optuna storage URL
+    address: str | None  # the cluster, or None for an embedded Ray
+    created: float
+
+
+def holds_search(path: Path) -> bool:
+    return path.is_dir() and any((path / m).exists() for m in _MARKERS)
+
+
+def choose_run_dir(results_root: Path, name: str) -> Path:
+    """``results_root/name``, or ``name-2``, ``name-3``... when that already holds a search."""
+    candidate = results_root / name
+    n = 2
+    while holds_search(candidate):
+        candidate = results_root / f"{name}-{n}"
+        n += 1
+    return candidate
+
+
+def check_writable(path: Path, *, field: str = "results_dir", min_free: int = MIN_FREE_BYTES) -> None:
+    """Raise ConfigError unless ``path`` can be created and written, with room to spare."""
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(field, f"must be a directory, but {existing} is a file", str(path))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(field, f"must be writable, but {existing} is not; choose another with --results-dir",
+                          str(path))
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(field, f"must be writable, but writing in {existing} failed ({exc.strerror})",
+                          str(path)) from None
+    free = shutil.disk_usage(existing).free
+    if free < min_free:
+        raise ConfigError(field, f"needs at least {min_free // 2**20} MiB free, but the disk holding {existing} has "
+                          f"{free // 2**20} MiB", str(path))
+
+
+def create_run_dir(run_dir: Path, experiment_text: str, *, storage_path: Path, study_storage: str,
+                   address: str | None, name: str) -> RunInfo:
+    """Create the run directory with a copy of the experiment and ``run.json``."""
+    run_dir.mkdir(parents=True, exist_ok=False)
+    (run_dir / "experiment.yaml").write_text(experiment_text, encoding="utf-8")
+    info = RunInfo(name=name, experiment_file="experiment.yaml", storage_path=str(storage_path),
+                   study_storage=study_storage, address=address, created=time.time())
+    (run_dir / "run.json").write_text(json.dumps(info.__dict__, indent=2) + "\n")
+    return info
+
+
+def read_run_info(run_dir: Path) -> RunInfo:
+    """The :class:`RunInfo` of an existing run directory."""
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise SearchError(f"{run_dir} is not a search run directory (it has no run.json); "
+                          "start a search with `mtl-search run EXPERIMENT.yaml`.")
+    try:
+        return RunInfo(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise SearchError(f"{path} is damaged ({exc}); it cannot be resumed.") from None

@@ -1,0 +1,53 @@
+"""Ctrl-C stops a search cleanly and prints the command that resumes it; resume finishes the budget."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import yaml
+
+from search.results import load_records
+
+FINISHED = ("completed", "stopped early", "failed")
+
+
+def _finished(run_dir):
+    return {r.trial_id: r for r in load_records(run_dir) if r.status in FINISHED}
+
+
+def test_ctrl_c_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_path, tiny):
+    tiny["name"] = "interrupted"
+    tiny["budget"] = {"trials": 5, "max_epochs": 6}
+    tiny["scheduler"] = {"grace_period": 6}  # nobody stops early: trials stay busy long enough to interrupt
+    experiment = tmp_path / "interrupted.yaml"
+    experiment.write_text(yaml.safe_dump(tiny))
+    results = tmp_path / "results"
+    run_dir = results / "interrupted"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "search.cli", "run", str(experiment), "--results-dir", str(results)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(_finished(run_dir)) < 1:
+        time.sleep(1)
+    assert _finished(run_dir), "no trial finished in time"
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode == 130, output[-3000:]
+    assert f"mtl-search resume {run_dir}" in output
+    before = _finished(run_dir)
+    assert 1 <= len(before) < 5
+
+    resumed = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(run_dir)], capture_output=True,
+                             text=True, env=env, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    after = _finished(run_dir)
+    assert len(after) == 5
+    for trial_id, record in before.items():  # kept, not re-run
+        assert after[trial_id].epochs == record.epochs
+        assert after[trial_id].history == record.history
+    study = optuna.load_study(study_name="interrupted", storage=f"sqlite:///{run_dir / 'study.db'}")
+    finished_states = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    assert len(finished_states) == 5

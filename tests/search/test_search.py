@@ -1,0 +1,122 @@
+"""Real searches on an embedded Ray (tiny data, few epochs): leaderboard, study, failures, Pareto."""
+
+import copy
+import json
+import math
+
+import optuna
+import pytest
+import yaml
+
+import search
+from search.cli import main
+from search.results import load_records, pareto_ranks
+from search.trainable import FAIL_ENV
+
+FINISHED = {"completed", "stopped early", "failed"}
+FAILING = {"backbone.filters": 4, "optimizer.learning_rate": 0.005}
+
+
+def _write(tmp_path, data):
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory, tiny_template):
+    """6 trials, 2 at a time, ASHA; the first (enqueued) configuration raises at epoch 2."""
+    tmp_path = tmp_path_factory.mktemp("single")
+    data = copy.deepcopy(tiny_template)
+    data["searcher"] = {"sampler": "tpe", "initial_points": [FAILING]}
+    patch = pytest.MonkeyPatch()
+    patch.setenv(FAIL_ENV, json.dumps({"when": FAILING, "epoch": 2}))
+    lines = []
+    try:
+        frame = search.run(_write(tmp_path, data), results_dir=tmp_path / "results", progress=lines.append)
+    finally:
+        patch.undo()
+    return frame, tmp_path / "results" / "tiny", lines
+
+
+def test_leaderboard_holds_every_trial_ranked_by_objective(single_run):
+    frame, run_dir, _ = single_run
+    assert len(frame) == 6
+    assert set(frame["status"].str.split(":").str[0]) <= FINISHED
+    ranked = frame[frame["rank"].notna()]
+    assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
+    objectives = list(ranked["objective"])
+    assert objectives == sorted(objectives, reverse=True)
+    assert all(0.0 <= v <= 1.0 for v in objectives)
+    # The table on disk is the same table.
+    on_disk = (run_dir / "leaderboard.csv").read_text()
+    assert on_disk.count("\n") == 7
+    assert "# Leaderboard: tiny" in (run_dir / "leaderboard.md").read_text()
+
+
+def test_asha_stopped_at_least_one_trial_early(single_run):
+    frame, _, _ = single_run
+    stopped = frame[frame["status"] == "stopped early"]
+    assert len(stopped) >= 1
+    assert (stopped["epochs"] < 4).all()
+    assert (frame[frame["status"] == "completed"]["epochs"] == 4).all()
+
+
+def test_a_trial_that_raises_is_recorded_as_failed_with_its_reason(single_run):
+    frame, run_dir, lines = single_run
+    failed = frame[frame["status"].str.startswith("failed")]
+    assert len(failed) == 1
+    assert "deliberate failure at epoch 2" in failed["status"].iloc[0]
+    assert failed["rank"].isna().all() and failed.index[0] == frame.index[-1]
+    assert int(failed["backbone.filters"].iloc[0]) == 4
+    # The search went on: every other trial finished.
+    assert (frame["status"].str.split(":").str[0].isin(FINISHED)).all()
+    assert any("1 failed" in line for line in lines)
+
+
+def test_sqlite_study_holds_every_trial(single_run):
+    frame, run_dir, _ = single_run
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}")
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 6
+    states = sorted(t.state.name for t in trials)
+    assert states.count("FAIL") == 1
+    study_lrs = sorted(round(t.params["optimizer.learning_rate"], 9) for t in trials)
+    table_lrs = sorted(round(v, 9) for v in frame["optimizer.learning_rate"])
+    assert study_lrs == table_lrs
+    assert trials[0].params["backbone.filters"] == 4  # the enqueued initial point came first
+
+
+def test_trial_records_and_results_command(single_run, capsys):
+    frame, run_dir, _ = single_run
+    records = load_records(run_dir)
+    assert len(records) == 6
+    for record in records:
+        if not record.status.startswith("failed"):
+            assert record.history and record.history[-1]["epoch"] == record.epochs
+            assert set(record.task_metrics) == {"shape_accuracy", "colour_accuracy", "midpoint_mae"}
+    assert main(["results", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert all(len(line) <= 100 for line in out.splitlines())
+    for column in ("objective", "shape_accuracy", "colour_accuracy", "midpoint_mae"):
+        assert column in out
+
+
+def test_multi_objective_search_marks_the_pareto_front(tmp_path, tiny):
+    tiny["name"] = "tiny_multi"
+    tiny["objective"] = {"metrics": ["shape.accuracy", "midpoint.mae"]}
+    tiny["budget"] = {"trials": 4, "max_epochs": 2}
+    frame = search.run(_write(tmp_path, tiny), results_dir=tmp_path / "results", progress=lambda line: None)
+    assert len(frame) == 4
+    assert (frame["status"] == "completed").all()
+    values = frame[["shape_accuracy", "midpoint_mae"]].to_numpy().tolist()
+    assert list(frame["pareto"]) == pareto_ranks(values, ["max", "min"])
+    assert 1 in set(frame["pareto"])
+    study = optuna.load_study(study_name="tiny_multi",
+                              storage=f"sqlite:///{tmp_path / 'results' / 'tiny_multi' / 'study.db'}")
+    assert len(study.trials) == 4
+    front = {round(t.params["optimizer.learning_rate"], 9) for t in study.best_trials}
+    ours = {round(v, 9) for v in frame[frame["pareto"] == 1]["optimizer.learning_rate"]}
+    assert front == ours
+    for t in study.trials:
+        assert not any(math.isnan(v) for v in t.values)
