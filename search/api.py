@@ -15,7 +15,7 @@ from search.config import Experiment, load_experiment
 from search.errors import ConfigError, SearchError
 from search.prepared import Prepared, prepare
 from search.results import load_records, write_leaderboard
-from search.rundir import check_writable, choose_run_dir, create_run_dir, read_run_info
+from search.rundir import check_writable, choose_run_dir, create_run_dir, default_study_storage, read_run_info
 
 __all__ = ["run", "resume", "results", "resume_command"]
 
@@ -47,7 +47,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
         from search.cluster import check_local_resources
 
         check_local_resources(experiment.resources, experiment.concurrency)
-    study_storage = experiment.study_storage or f"sqlite:///{run_dir.resolve() / 'study.db'}"
+    study_storage = experiment.study_storage or default_study_storage(run_dir)
 
     from search import cluster
 

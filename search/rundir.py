@@ -12,7 +12,8 @@ from pathlib import Path
 
 from search.errors import ConfigError, SearchError
 
-__all__ = ["RunInfo", "MIN_FREE_BYTES", "check_writable", "choose_run_dir", "create_run_dir", "read_run_info"]
+__all__ = ["RunInfo", "MIN_FREE_BYTES", "check_writable", "choose_run_dir", "create_run_dir", "default_study_storage",
+           "read_run_info"]
 
 MIN_FREE_BYTES = 200 * 1024 * 1024  # checkpoints of a small search; refuse to start below this
 _MARKERS = ("run.json", "leaderboard.csv", "trials", "study.db")
@@ -75,8 +76,19 @@ def create_run_dir(run_dir: Path, experiment_text: str, *, storage_path: Path, s
     (run_dir / "experiment.yaml").write_text(experiment_text, encoding="utf-8")
     info = RunInfo(name=name, experiment_file="experiment.yaml", storage_path=str(storage_path),
                    study_storage=study_storage, address=address, created=time.time())
-    (run_dir / "run.json").write_text(json.dumps(info.__dict__, indent=2) + "\n")
+    # Paths inside the run directory are stored relative to it, so a copied or cloned run still resumes.
+    stored = dict(info.__dict__)
+    if Path(storage_path).resolve() == run_dir.resolve():
+        stored["storage_path"] = "."
+    if study_storage == default_study_storage(run_dir):
+        stored["study_storage"] = "sqlite:///study.db"
+    (run_dir / "run.json").write_text(json.dumps(stored, indent=2) + "\n")
     return info
+
+
+def default_study_storage(run_dir: Path) -> str:
+    """The Optuna study of a run: SQLite in the run directory."""
+    return f"sqlite:///{run_dir.resolve() / 'study.db'}"
 
 
 def read_run_info(run_dir: Path) -> RunInfo:
@@ -86,6 +98,9 @@ def read_run_info(run_dir: Path) -> RunInfo:
         raise SearchError(f"{run_dir} is not a search run directory (it has no run.json); "
                           "start a search with `mtl-search run EXPERIMENT.yaml`.")
     try:
-        return RunInfo(**json.loads(path.read_text()))
+        info = RunInfo(**json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
         raise SearchError(f"{path} is damaged ({exc}); it cannot be resumed.") from None
+    storage = info.storage_path if Path(info.storage_path).is_absolute() else str(run_dir / info.storage_path)
+    study = default_study_storage(run_dir) if info.study_storage == "sqlite:///study.db" else info.study_storage
+    return RunInfo(**{**info.__dict__, "storage_path": storage, "study_storage": study})
