@@ -122,12 +122,14 @@ def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage:
     records = load_records(run_dir)
     frame = write_leaderboard(run_dir, records, ray_tune.leaderboard_spec(prepared))
     finished = sum(r.status in ("completed", "stopped early", "failed") for r in records)
+    unfinished = any(r.status in ("running", "pending", "interrupted") for r in records)
     budget = prepared.experiment.budget
-    if finished < budget.trials and budget.time_limit_s is None:
+    interrupted = unfinished or (finished < budget.trials and budget.time_limit_s is None)
+    if interrupted:
         progress(f"Search stopped with {finished} of {budget.trials} trials finished. Resume it with:\n"
                  f"  {resume_command(run_dir)}")
     frame.attrs["run_dir"] = str(run_dir)
-    frame.attrs["interrupted"] = finished < budget.trials and budget.time_limit_s is None
+    frame.attrs["interrupted"] = interrupted
     return frame
 
 

@@ -42,13 +42,16 @@ class Recorder(Callback):
     """Keeps every trial's record and the leaderboard current; prints progress as trials end."""
 
     def __init__(self, run_dir: str | Path, spec: LeaderboardSpec, *, max_epochs: int, task_keys: list[str],
-                 objective_keys: list[str], progress: Callable[[str], None] = print):
+                 objective_keys: list[str], time_limit_s: float | None = None,
+                 progress: Callable[[str], None] = print):
         self.run_dir = Path(run_dir)
         self.spec = spec
         self.max_epochs = max_epochs
         self.task_keys = task_keys  # e.g. ["shape_accuracy", "midpoint_mae"]
         self.objective_keys = objective_keys  # multi-objective: the val_ keys; else []
         self.progress = progress
+        self.time_limit_s = time_limit_s
+        self.started = time.time()
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in load_records(self.run_dir)}
 
     # Ray Tune hooks -----------------------------------------------------------------------
@@ -79,11 +82,14 @@ class Recorder(Callback):
 
     def on_experiment_end(self, trials, **info):
         # Trials ended by the time budget or an interruption get no completion event: settle them here.
+        # Without a spent time budget, a trial still running at the end was interrupted (Ctrl-C, a stop):
+        # a resume continues it, so it must not read as finished.
+        out_of_time = self.time_limit_s is not None and time.time() - self.started >= self.time_limit_s * 0.98
         for trial in trials:
             record = self.records.get(trial.trial_id)
             if record is None or record.status not in ("running", "pending"):
                 continue
-            if trial.status == "TERMINATED":
+            if trial.status == "TERMINATED" and out_of_time:
                 self._update(trial, status="completed" if record.epochs >= self.max_epochs else "stopped early")
             elif trial.status == "ERROR":
                 self._update(trial, status="failed", failure=failure_reason(trial))

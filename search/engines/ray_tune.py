@@ -71,6 +71,7 @@ def _recorder(prepared: Prepared, run_dir: Path, progress: Callable[[str], None]
         max_epochs=prepared.experiment.budget.max_epochs,
         task_keys=[f"{t.name}_{t.score_metric}" for t in prepared.tasks],
         objective_keys=[t.key for t in objective.terms] if objective.multi else [],
+        time_limit_s=prepared.experiment.budget.time_limit_s,
         progress=progress,
     )
 
