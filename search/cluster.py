@@ -61,7 +61,12 @@ def start_ray(address: str | None) -> str:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         return f"Ray cluster at {address}: {len(nodes)} node(s), {ray.cluster_resources().get('CPU', 0):g} CPUs"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **quiet)
+    from search.trainable import FAIL_ENV
+
+    # Forward the test hook explicitly: workers a local Ray pre-started need not share this environment.
+    env = {FAIL_ENV: os.environ[FAIL_ENV]} if os.environ.get(FAIL_ENV) else None
+    ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1",
+             runtime_env={"env_vars": env} if env else None, **quiet)
     return f"local Ray on 127.0.0.1 with {os.cpu_count()} CPUs"
 
 

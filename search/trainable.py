@@ -59,7 +59,7 @@ def train_trial(config: dict[str, Any], *, prepared: Prepared) -> None:
 
     params = dict(config)
     fail = json.loads(os.environ.get(FAIL_ENV) or "null")
-    fail_at = fail["epoch"] if fail and all(params.get(k) == v for k, v in fail["when"].items()) else None
+    fail_at = fail["epoch"] if fail and all(_same(params.get(k), v) for k, v in fail["when"].items()) else None
     try:
         spec, batch_size = prepared.spec_for(params)
     except (SpecError, ValueError) as exc:
@@ -90,6 +90,12 @@ def train_trial(config: dict[str, Any], *, prepared: Prepared) -> None:
     )
     if reporter.failure:
         raise TrialFailure(reporter.failure)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
+    return a == b
 
 
 def _finite(value: Any) -> bool:
