@@ -25,12 +25,15 @@ def _write(tmp_path, data):
 
 @pytest.fixture(scope="module")
 def single_run(tmp_path_factory, tiny_template):
-    """6 trials, 2 at a time, ASHA; the first (enqueued) configuration raises at epoch 2."""
+    """6 trials, 2 at a time, ASHA; the first (enqueued) configuration raises at epoch 1.
+
+    Epoch 1, not later: with a grace period of 1, ASHA may stop a poor trial at its first report,
+    so a later failure would depend on which trial reports first."""
     tmp_path = tmp_path_factory.mktemp("single")
     data = copy.deepcopy(tiny_template)
     data["searcher"] = {"sampler": "tpe", "initial_points": [FAILING]}
     patch = pytest.MonkeyPatch()
-    patch.setenv(FAIL_ENV, json.dumps({"when": FAILING, "epoch": 2}))
+    patch.setenv(FAIL_ENV, json.dumps({"when": FAILING, "epoch": 1}))
     lines = []
     try:
         frame = search.run(_write(tmp_path, data), results_dir=tmp_path / "results", progress=lines.append)
@@ -66,7 +69,7 @@ def test_a_trial_that_raises_is_recorded_as_failed_with_its_reason(single_run):
     frame, run_dir, lines = single_run
     failed = frame[frame["status"].str.startswith("failed")]
     assert len(failed) == 1
-    assert "deliberate failure at epoch 2" in failed["status"].iloc[0]
+    assert "deliberate failure at epoch 1" in failed["status"].iloc[0]
     assert failed["rank"].isna().all() and failed.index[0] == frame.index[-1]
     assert int(failed["backbone.filters"].iloc[0]) == 4
     # The search went on: every other trial finished.
