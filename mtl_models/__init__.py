@@ -10,6 +10,7 @@ from mtl_models import data
 from mtl_models.errors import DataError, MtlError, SpecError
 from mtl_models.factory import build_model, compile_model, freeze_for_finetune
 from mtl_models.layers import StopGradient, TaskUncertainty
+from mtl_models.metrics import WithinDistance
 from mtl_models.model import MultiTaskModel
 from mtl_models.reference import REFERENCES, reference, reference_data, reference_info
 from mtl_models.spec import BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, TaskSpec
@@ -28,6 +29,7 @@ __all__ = [
     "StopGradient",
     "TaskSpec",
     "TaskUncertainty",
+    "WithinDistance",
     "build_model",
     "compile_model",
     "data",

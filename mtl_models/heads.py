@@ -7,6 +7,7 @@ from keras import layers
 
 from mtl_models.backbone import Trunk
 from mtl_models.layers import StopGradient, TaskUncertainty
+from mtl_models.metrics import WithinDistance
 from mtl_models.spec import HeadSpec, TaskSpec
 
 __all__ = ["build_head", "loss_name", "head_metrics"]
@@ -39,6 +40,8 @@ def head_metrics(task: TaskSpec) -> list[keras.metrics.Metric]:
             made.append(keras.metrics.MeanSquaredError(name="mse"))
         elif name == "rmse":
             made.append(keras.metrics.RootMeanSquaredError(name="rmse"))
+        elif name == "within_5pct":
+            made.append(WithinDistance(0.05, name="within_5pct"))
         elif name == "iou" and task.num_classes == 1:
             made.append(keras.metrics.BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"))
         elif name == "iou":

@@ -34,7 +34,7 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "top3_accuracy"),
     "binary": ("accuracy", "auc"),
     "multilabel": ("accuracy", "auc"),
-    "regression": ("mae", "mse", "rmse"),
+    "regression": ("mae", "mse", "rmse", "within_5pct"),
     "segmentation": ("iou", "accuracy"),
 }
 REGRESSION_LOSSES = ("mse", "mae", "huber")

@@ -64,9 +64,11 @@ def load_shapes(*, n_samples: int = 3000, image_size: int = 32, seed: int = 0) -
     """Generate the "shapes" data set: input ``image`` ``(N, S, S, 3)`` float32 in [0, 1].
 
     Tasks: ``shape`` (classification over :data:`SHAPE_NAMES`), ``colour``
-    (classification over :data:`COLOUR_NAMES`), ``midpoint`` (regression, the bounding
-    box centre ``(x, y)`` divided by the side, sigmoid, MSE loss, judged by MAE). The
-    shape's side is 20-40 % of the image's and the shape lies fully inside. Classes are
+    (classification over :data:`COLOUR_NAMES`), ``midpoint`` (regression: the bounding
+    box centre ``(x, y)`` divided by the side; sigmoid; trained and judged by MAE, as in
+    network (e), which localises better here than MSE; also logged: ``within_5pct``, the
+    fraction of predictions within 0.05 of the truth). The shape's side is 20-40 % of the
+    image's and the shape lies fully inside. Classes are
     balanced to within one sample. The same arguments give the same data.
     """
     n = check_int("n_samples", n_samples, 1)
@@ -83,8 +85,8 @@ def load_shapes(*, n_samples: int = 3000, image_size: int = 32, seed: int = 0) -
     tasks = (
         TaskSpec(name="shape", kind="classification", num_classes=len(SHAPE_NAMES)),
         TaskSpec(name="colour", kind="classification", num_classes=len(COLOUR_NAMES)),
-        TaskSpec(name="midpoint", kind="regression", output_dim=2, activation="sigmoid", loss="mse",
-                 metrics=("mae",)),
+        TaskSpec(name="midpoint", kind="regression", output_dim=2, activation="sigmoid", loss="mae",
+                 metrics=("mae", "within_5pct")),
     )
     return Dataset(
         name="shapes",
