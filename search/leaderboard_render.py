@@ -1,6 +1,6 @@
 """Text views of a leaderboard frame: the markdown file, the terminal table and the edge-of-range flags.
 
-Works on the frame :func:`search.results.build_leaderboard` returns; the frame's ``attrs[ROLES_KEY]`` says
+Works on the frame :func:`search.leaderboard.build_leaderboard` returns; the frame's ``attrs[ROLES_KEY]`` says
 which columns are sampled params, the only ones the terminal view may hide.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from search.results import ParamRange
+    from search.leaderboard import ParamRange
 
 __all__ = ["ROLES_KEY", "edge_note", "edge_params", "format_cell", "format_number", "render_markdown", "render_table"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from search.results import (
+from search.leaderboard import (
     Column,
     LeaderboardSpec,
     ParamRange,
@@ -322,6 +322,6 @@ def test_render_table_reads_a_frame_back_from_csv(tmp_path):
 
 
 def test_imports_no_search_engine_or_keras():
-    code = "import sys, search.results; print(sorted({'ray', 'optuna', 'tensorflow', 'keras'} & set(sys.modules)))"
+    code = "import sys, search.leaderboard; print(sorted({'ray', 'optuna', 'tensorflow', 'keras'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"

@@ -73,6 +73,7 @@ class TrialRecord:
     wall_s: float | None = None
     started_at: float | None = None  # unix time
     history: tuple[Mapping[str, Any], ...] = ()
+    retries: int = 0  # times the trial lost its worker and resumed from its checkpoint
 
     def __post_init__(self) -> None:
         if not isinstance(self.trial_id, str) or not self.trial_id:
@@ -83,6 +84,8 @@ class TrialRecord:
             raise TypeError(f"`failure` must be a string or null, but got failure={self.failure!r}.")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
             raise ValueError(f"`epochs` must be an integer >= 0, but got epochs={self.epochs!r}.")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"`retries` must be an integer >= 0, but got retries={self.retries!r}.")
         for name in ("params", "task_metrics"):
             if not isinstance(getattr(self, name), Mapping):
                 raise TypeError(f"`{name}` must be a mapping, but got {name}={getattr(self, name)!r}.")
