@@ -14,7 +14,7 @@ import yaml
 from search.config import Experiment, load_experiment
 from search.errors import ConfigError, SearchError
 from search.prepared import Prepared, prepare
-from search.results import load_records, write_leaderboard
+from search.leaderboard import load_records, write_leaderboard
 from search.rundir import check_writable, choose_run_dir, create_run_dir, default_study_storage, read_run_info
 
 __all__ = ["run", "resume", "results", "resume_command"]

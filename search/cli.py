@@ -1,4 +1,4 @@
-"""The ``mtl-search`` command: run, resume and read searches.
+"""The ``mtl-search`` command: run, resume and read searches; retrain, export and use the winner.
 
 Bad input (an invalid experiment, data file or argument) prints one error naming the
 field and exits with status 2 before anything starts; an interrupted search prints the
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtl-search",
         description="Distributed hyperparameter search for multi-task Keras models (Ray Tune + Optuna).",
-        epilog="Example: mtl-search run configs/shapes.yaml   (then: mtl-search results results/shapes)",
+        epilog="Example: mtl-search run configs/shapes.yaml; mtl-search results results/shapes; "
+               "mtl-search retrain results/shapes; mtl-search export results/shapes --out results/shapes/export",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -50,7 +51,66 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Print the leaderboard of a run directory, fitted to the terminal.")
     results.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
     results.add_argument("--width", type=int, default=100, help="table width in columns (default: 100)")
+    _add_model_commands(commands)
     return parser
+
+
+def _add_model_commands(commands) -> None:
+    retrain = commands.add_parser(
+        "retrain", help="retrain the best configurations across seeds and judge them on the test split",
+        description="Retrain the top-K trials of a search once per seed (as Ray Tune trials), with early stopping, "
+                    "reduce-LR-on-plateau, a best checkpoint by the objective and TensorBoard logs; evaluate each on "
+                    "the test split; write retrain/retrain.md and report.md. Finished runs are kept: run it again "
+                    "to continue an interrupted retrain.")
+    retrain.add_argument("run_dir", type=Path, help="the search's run directory, e.g. results/shapes")
+    retrain.add_argument("--top-k", type=int, default=3, help="how many of the best configurations (default: 3)")
+    retrain.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds (default: 42 43 44)")
+    retrain.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the search's max_epochs)")
+    retrain.add_argument("--patience", type=int, default=None,
+                         help="early-stopping patience in epochs (default: a fifth of the budget, at least 3)")
+    retrain.add_argument("--by", default="objective",
+                         help="pick the winner by the mean of: 'objective' (default) or TASK[.METRIC], e.g. B.accuracy")
+    retrain.add_argument("--baselines", action="store_true",
+                         help="also train each task alone with the winner's network and report Δm%%")
+    retrain.add_argument("--concurrency", type=int, default=None, help="runs at a time (default: the experiment's)")
+    retrain.add_argument("--address", default=None, help="the Ray cluster (default: the one the search ran on)")
+
+    export = commands.add_parser("export", help="write the retrained winner as .keras + SavedModel + model card",
+                                 description="Export the winner of `retrain`: model.keras, saved_model/, "
+                                             "model_card.json and model_card.md.")
+    export.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
+    export.add_argument("--out", type=Path, required=True, help="the model directory to write (must not exist)")
+    export.add_argument("--force", action="store_true", help="replace --out if it exists")
+
+    predict = commands.add_parser("predict", help="per-task predictions of an exported model",
+                                  description="Predict every task for the arrays in an NPZ file (named as the "
+                                              "model's inputs, raw values).")
+    predict.add_argument("model_dir", type=Path, help="an exported model directory")
+    predict.add_argument("inputs", type=Path, help="an .npz file with one array per model input")
+    predict.add_argument("--out", type=Path, required=True, help="where to write the predictions (.npz)")
+    predict.add_argument("--force", action="store_true", help="replace --out if it exists")
+
+    evaluate = commands.add_parser("evaluate", help="recompute an exported model's test metrics",
+                                   description="Rebuild the test split from the model card's data set and seeds, "
+                                               "recompute the metrics and show them beside the card's.")
+    evaluate.add_argument("model_dir", type=Path, help="an exported model directory")
+
+    finetune = commands.add_parser("finetune", help="freeze the backbone and fine-tune one head",
+                                   description="Network (e)'s step: freeze the shared backbone, train one task's "
+                                               "head, and write the result as a new model directory.")
+    finetune.add_argument("model_dir", type=Path, help="an exported model directory")
+    finetune.add_argument("--task", required=True, help="the task whose head is trained")
+    finetune.add_argument("--freeze", default="backbone", help="what stays frozen (default and only: backbone)")
+    finetune.add_argument("--out", type=Path, default=None,
+                          help="the new model directory (default: MODEL_DIR-finetuned-TASK)")
+    finetune.add_argument("--epochs", type=int, default=None, help="epochs (default: the search's max_epochs)")
+    finetune.add_argument("--learning-rate", type=float, default=None,
+                          help="learning rate (default: a tenth of the model's)")
+    finetune.add_argument("--force", action="store_true", help="replace --out if it exists")
+
+    report = commands.add_parser("report", help="rewrite report.md and its plots for a retrained run",
+                                 description="Write results/<name>/report.md with PNG plots (written by retrain too).")
+    report.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "resume":
             return _resume(args)
-        return _results(args)
+        if args.command == "results":
+            return _results(args)
+        return _MODEL_COMMANDS[args.command](args)
     except MtlError as exc:  # ConfigError, SearchError, SpecError, DataError: the user can fix these
         print(f"mtl-search: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -83,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from search.api import run
-    from search.results import render_table
+    from search.leaderboard import render_table
 
     frame = run(args.experiment, results_dir=args.results_dir, address=args.address, storage=args.storage,
                 progress=_say)
@@ -94,7 +156,7 @@ def _run(args) -> int:
 
 def _resume(args) -> int:
     from search.api import resume
-    from search.results import render_table
+    from search.leaderboard import render_table
 
     frame = resume(args.run_dir, address=args.address, progress=_say)
     print(render_table(frame, width=100))
@@ -103,13 +165,69 @@ def _resume(args) -> int:
 
 def _results(args) -> int:
     from search.api import results
-    from search.results import render_table
+    from search.leaderboard import render_table
 
     if args.width < 40:
         print(f"mtl-search: error: Invalid `--width`: must be >= 40. Received: --width={args.width}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(render_table(results(args.run_dir), width=args.width))
     return 0
+
+
+def _retrain(args) -> int:
+    from search.retraining import RetrainOptions, retrain
+
+    options = RetrainOptions(top_k=args.top_k, seeds=tuple(args.seeds), epochs=args.epochs, patience=args.patience,
+                             by=args.by, baselines=args.baselines, concurrency=args.concurrency)
+    table = retrain(args.run_dir, options, address=args.address, progress=_say)
+    print()
+    print(table.render_markdown())
+    return 0
+
+
+def _export(args) -> int:
+    from search.exporting import export
+
+    out = export(args.run_dir, args.out, force=args.force)
+    print(f"Exported to {out}/: model.keras, saved_model/, model_card.json, model_card.md")
+    return 0
+
+
+def _predict(args) -> int:
+    from search.prediction import predict
+
+    predictions = predict(args.model_dir, args.inputs, args.out, force=args.force)
+    rows = len(next(iter(predictions.values())))
+    print(f"Wrote {rows} predictions to {args.out}: {', '.join(sorted(predictions))}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from search.exporting import evaluate
+
+    frame = evaluate(args.model_dir)
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    return 0
+
+
+def _finetune(args) -> int:
+    from search.exporting import finetune
+
+    out = finetune(args.model_dir, args.task, out=args.out, freeze=args.freeze, epochs=args.epochs,
+                   learning_rate=args.learning_rate, force=args.force, progress=_say)
+    print(f"Fine-tuned model written to {out}/ (see model_card.md)")
+    return 0
+
+
+def _report(args) -> int:
+    from search.report import write_report
+
+    write_report(args.run_dir, progress=_say)
+    return 0
+
+
+_MODEL_COMMANDS = {"retrain": _retrain, "export": _export, "predict": _predict, "evaluate": _evaluate,
+                   "finetune": _finetune, "report": _report}
 
 
 def _say(line: str) -> None:

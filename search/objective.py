@@ -19,7 +19,7 @@ from mtl_models.spec import TaskSpec
 from search.config import ObjectiveConfig
 from search.errors import ConfigError
 
-__all__ = ["ERROR_METRICS", "Objective", "Term", "build_objective"]
+__all__ = ["ERROR_METRICS", "Objective", "Term", "build_objective", "task_term"]
 
 ERROR_METRICS = ("mae", "mse", "rmse")
 
@@ -67,10 +67,16 @@ class Objective:
     def mode(self) -> str | list[str]:
         return [t.mode for t in self.terms] if self.multi else "max"
 
-    def value(self, logs: Mapping[str, float]) -> float:
-        """The single objective from one epoch's logs (NaN where a value is missing or not finite)."""
+    def value(self, logs: Mapping[str, float], *, prefix: str = "val_") -> float:
+        """The single objective from one epoch's logs (NaN where a value is missing or not finite).
+
+        ``prefix`` is the split's log prefix: ``val_`` for Keras' validation logs, ``""`` for
+        metrics computed on another split (e.g. ``shape_accuracy`` on the test split).
+        For a multi-objective search this is the weighted mean of the terms' scores, which
+        retraining uses to rank configurations.
+        """
         total = sum(t.weight for t in self.terms)
-        values = [logs.get(t.key, math.nan) for t in self.terms]
+        values = [logs.get(prefix + t.key.removeprefix("val_"), math.nan) for t in self.terms]
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             return math.nan
         return sum(t.weight * t.score(v) for t, v in zip(self.terms, values)) / total
@@ -109,8 +115,14 @@ def _term(name: str, tasks: Mapping[str, TaskSpec], splits: Splits, field: str, 
     metric = metric or task.score_metric
     if metric not in task.metrics:
         raise ConfigError(field, f"must name a metric task {task_name!r} reports {list(task.metrics)}", name)
+    return task_term(task, splits, metric, weight=weight)
+
+
+def task_term(task: TaskSpec, splits: Splits, metric: str | None = None, *, weight: float = 1.0) -> Term:
+    """One task's metric (its score metric by default) as an objective term, with its error baseline."""
+    metric = metric or task.score_metric
     baseline = _baseline(task, metric, splits) if metric in ERROR_METRICS else None
-    return Term(task_name, metric, weight, baseline)
+    return Term(task.name, metric, weight, baseline)
 
 
 def _baseline(task: TaskSpec, metric: str, splits: Splits) -> float:

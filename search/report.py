@@ -1,0 +1,220 @@
+"""``results/<name>/report.md`` and its plots (PNG, under ``results/<name>/report/``).
+
+Learning curves of the winner's retraining runs per task; for the winner's exported run on
+the test split: a confusion matrix and per-class F1 for each classification head, predicted
+against true for each regression head, and a grid of sample predictions marked right or
+wrong; the Pareto front of a multi-objective search; parameter importances from the study.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from search.config import load_experiment  # noqa: E402
+from search.model_dir import load_model  # noqa: E402
+from search.prepared import Prepared, prepare  # noqa: E402
+from search.leaderboard import load_records  # noqa: E402
+from search.retraining import RETRAIN_DIR, load_table  # noqa: E402
+from search.retrain_job import RESULT_FILE  # noqa: E402
+from search.rundir import read_run_info  # noqa: E402
+
+__all__ = ["write_report", "REPORT_DIR"]
+
+REPORT_DIR = "report"
+GRID = 16  # sample predictions shown
+
+
+def write_report(run_dir: str | Path, progress: Callable[[str], None] = print) -> Path:
+    """Write ``report.md`` and its PNGs for a run directory; returns the report's path.
+
+    Before ``retrain`` the report holds what the search alone shows (Pareto front, importances).
+    """
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    prepared = prepare(load_experiment(run_dir / info.experiment_file))
+    retrained = (run_dir / RETRAIN_DIR / "retrain.json").is_file()
+    table = load_table(run_dir) if retrained else {}
+    figures = run_dir / REPORT_DIR
+    figures.mkdir(exist_ok=True)
+    sections = [f"# Report: {prepared.experiment.name}", ""]
+    if retrained:
+        sections += [(run_dir / RETRAIN_DIR / "retrain.md").read_text().replace("# Retrain:", "## Retrain:", 1), ""]
+    else:
+        sections += [f"The search only: run `mtl-search retrain {run_dir}` for test-split results and plots.", ""]
+    winner = table.get("winner")
+    if winner:
+        runs = [json.loads((run_dir / RETRAIN_DIR / r["name"] / RESULT_FILE).read_text())
+                for c in table["configs"] if c["config_id"] == winner["config_id"] for r in c["runs"]]
+        sections += _image(figures, "learning_curves.png", _learning_curves(runs, prepared),
+                           f"Learning curves of {winner['config_id']} (one line per seed; dashed: training)")
+        model = load_model(run_dir / RETRAIN_DIR / winner["exported_run"])
+        test = prepared.splits.test
+        predictions = model.predict(dict(test.inputs), batch_size=256, verbose=0)
+        sections += [f"## The exported run on the test split: {winner['exported_run']}", ""]
+        for task in prepared.tasks:
+            truth, predicted = np.asarray(test.targets[task.name]), np.asarray(predictions[task.name])
+            if task.kind == "classification":
+                figure, f1 = _confusion(truth, predicted.argmax(-1), task.num_classes, task.name)
+                sections += _image(figures, f"confusion_{task.name}.png", figure,
+                                   f"{task.name}: confusion matrix and per-class F1 (macro F1 {np.mean(f1):.4f})")
+            elif task.kind == "regression":
+                sections += _image(figures, f"regression_{task.name}.png", _regression(truth, predicted, task.name),
+                                   f"{task.name}: predicted against true")
+        grid = _samples(test, predictions, prepared)
+        if grid is not None:
+            sections += _image(figures, "samples.png", grid, "Sample test predictions (green: every task right; "
+                                                             "red: a task wrong)")
+    records = load_records(run_dir)
+    if prepared.objective.multi:
+        sections += _image(figures, "pareto.png", _pareto(records, prepared), "Search: the Pareto front")
+    figure, note = _importances(info.study_storage, prepared.experiment.name)
+    sections += _image(figures, "importances.png", figure, "Search: parameter importances (Optuna, fANOVA)") \
+        if figure is not None else ["## Parameter importances", "", note, ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(sections) + "\n")
+    progress(f"Report: {path} ({len(list(figures.glob('*.png')))} plots in {figures}/)")
+    return path
+
+
+def _image(directory: Path, name: str, figure, caption: str) -> list[str]:
+    figure.savefig(directory / name, dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return [f"### {caption}", "", f"![{caption}]({REPORT_DIR}/{name})", ""]
+
+
+def _learning_curves(runs: list[dict[str, Any]], prepared: Prepared):
+    tasks = prepared.tasks
+    figure, axes = plt.subplots(1, len(tasks) + 1, figsize=(4 * (len(tasks) + 1), 3.2), squeeze=False)
+    for run in runs:
+        seed = run["job"]["seed"]
+        epochs = [row["epoch"] for row in run["history"]]
+        line = axes[0][0].plot(epochs, [row.get("val_objective") for row in run["history"]], label=f"seed {seed}")[0]
+        for ax, task in zip(axes[0][1:], tasks):
+            key = f"{task.name}_{task.score_metric}"
+            ax.plot(epochs, [row.get(f"val_{key}") for row in run["history"]], color=line.get_color())
+            ax.plot(epochs, [row.get(key) for row in run["history"]], color=line.get_color(), linestyle="--")
+            ax.set_title(key)
+    axes[0][0].set_title("val objective")
+    axes[0][0].legend(fontsize=8)
+    for ax in axes[0]:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def _confusion(truth: np.ndarray, predicted: np.ndarray, classes: int, name: str):
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    matrix = confusion_matrix(truth, predicted, labels=list(range(classes)))
+    f1 = f1_score(truth, predicted, labels=list(range(classes)), average=None, zero_division=0)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), gridspec_kw={"width_ratios": [1.2, 1]})
+    left.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        if classes <= 12:
+            left.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                      color="white" if count > matrix.max() / 2 else "black")
+    left.set(xlabel="predicted", ylabel="true", title=f"{name}: confusion")
+    right.bar(range(classes), f1, color="tab:blue")
+    right.set(ylim=(0, 1.05), xlabel="class", ylabel="F1", title=f"{name}: per-class F1")
+    figure.tight_layout()
+    return figure, f1
+
+
+def _regression(truth: np.ndarray, predicted: np.ndarray, name: str):
+    dims = truth.shape[-1] if truth.ndim > 1 else 1
+    truth, predicted = truth.reshape(len(truth), -1), predicted.reshape(len(predicted), -1)
+    figure, axes = plt.subplots(1, dims, figsize=(3.6 * dims, 3.4), squeeze=False)
+    for d, ax in enumerate(axes[0]):
+        ax.scatter(truth[:, d], predicted[:, d], s=4, alpha=0.5)
+        low, high = float(min(truth[:, d].min(), predicted[:, d].min())), float(max(truth[:, d].max(),
+                                                                                    predicted[:, d].max()))
+        ax.plot([low, high], [low, high], color="black", linewidth=0.8)
+        mae = float(np.abs(truth[:, d] - predicted[:, d]).mean())
+        ax.set(xlabel="true", ylabel="predicted", title=f"{name}[{d}]  MAE {mae:.4f}")
+    figure.tight_layout()
+    return figure
+
+
+def _samples(test, predictions: dict, prepared: Prepared):
+    images = [i for i in prepared.inputs if len(i.shape) == 3]
+    if not images:
+        return None
+    image = np.asarray(test.inputs[images[0].name][:GRID])
+    figure, axes = plt.subplots(2, GRID // 2, figsize=(GRID, 4.6))
+    for n, ax in enumerate(axes.flat):
+        if n >= len(image):
+            ax.axis("off")
+            continue
+        shown = image[n] if image.shape[-1] == 3 else image[n, ..., 0]
+        low, high = float(shown.min()), float(shown.max())
+        ax.imshow((shown - low) / (high - low or 1.0), cmap=None if shown.ndim == 3 else "gray")
+        lines, right = [], True
+        for task in prepared.tasks:
+            truth, guess = np.asarray(test.targets[task.name][n]), np.asarray(predictions[task.name][n])
+            if task.kind == "classification":
+                ok = int(guess.argmax()) == int(truth)
+                lines.append(f"{task.name} {int(guess.argmax())}{'' if ok else f'≠{int(truth)}'}")
+            elif task.kind == "regression":
+                error = float(np.linalg.norm(guess - truth))
+                ok = error <= 0.05 if task.activation == "sigmoid" else True
+                lines.append(f"{task.name} ±{error:.3f}")
+                if task.output_dim == 2 and task.activation == "sigmoid":
+                    size = image.shape[1]
+                    ax.plot(truth[0] * size - 0.5, truth[1] * size - 0.5, "w+", markersize=8)
+                    ax.plot(guess[0] * size - 0.5, guess[1] * size - 0.5, "kx", markersize=6)
+            else:
+                continue
+            right &= ok
+        ax.set_title("\n".join(lines), fontsize=7, color="green" if right else "red")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set(color="green" if right else "red", linewidth=2)
+    figure.tight_layout()
+    return figure
+
+
+def _pareto(records, prepared: Prepared):
+    from search.leaderboard import pareto_ranks
+
+    terms = prepared.objective.terms[:2]
+    keys = [t.key.removeprefix("val_") for t in terms]  # as the trial records store them
+    done = [r for r in records if r.objectives and all(r.objectives.get(k) is not None for k in keys)]
+    values = [[r.objectives[k] for k in keys] for r in done]
+    ranks = pareto_ranks(values, [t.mode for t in terms]) if values else []
+    figure, ax = plt.subplots(figsize=(5, 4))
+    for value, rank in zip(values, ranks):
+        ax.scatter(*value, color="tab:red" if rank == 1 else "tab:gray", s=30 if rank == 1 else 12)
+    ax.set(xlabel=f"{keys[0]} ({terms[0].mode})", ylabel=f"{keys[-1]} ({terms[-1].mode})",
+           title="Pareto front (red) of the search's trials")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def _importances(storage: str, study_name: str):
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        target = None if len(study.directions) == 1 else (lambda t: t.values[0])
+        importances = optuna.importance.get_param_importances(study, target=target)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        return None, f"Not computed: {exc}"
+    if not importances:
+        return None, "Not computed: no parameter varied over the finished trials."
+    names = list(importances)[::-1]
+    figure, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1))
+    ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.set(xlabel="importance (share of objective variance)", title=f"{study_name}: parameter importances")
+    figure.tight_layout()
+    return figure, ""
+
