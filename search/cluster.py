@@ -55,9 +55,12 @@ def start_ray(address: str | None) -> str:
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
+            auth = "" if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") else (
+                "\nA cluster with token authentication (as docker-compose.yml starts it) also needs "
+                "RAY_AUTH_MODE=token and the cluster's RAY_AUTH_TOKEN in this shell.")
             raise SearchError(f"Could not join the Ray cluster at {address!r}: {exc}\n"
                               "Start it with `ray start --head` (see README, 'Run on a cluster') "
-                              "or drop --address to run on this machine.") from None
+                              f"or drop --address to run on this machine.{auth}") from None
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         return f"Ray cluster at {address}: {len(nodes)} node(s), {ray.cluster_resources().get('CPU', 0):g} CPUs"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -65,7 +68,8 @@ def start_ray(address: str | None) -> str:
 
     # Forward the test hook explicitly: workers a local Ray pre-started need not share this environment.
     env = {FAIL_ENV: os.environ[FAIL_ENV]} if os.environ.get(FAIL_ENV) else None
-    ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1",
+    # address="local": always a new Ray of our own, even where `ray start` left a cluster address behind.
+    ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": env} if env else None, **quiet)
     return f"local Ray on 127.0.0.1 with {os.cpu_count()} CPUs"
 

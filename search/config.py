@@ -41,6 +41,9 @@ class _Section:
         if data is None and not required:
             data = {}
         if not isinstance(data, dict):
+            if not path:  # the file itself
+                raise ConfigError("experiment", "must be a YAML mapping of sections (name, data, model, space, ...)",
+                                  type(data).__name__)
             raise ConfigError(path, "must be a mapping", data)
         self.data, self.path, self.used = data, path, set()
 

@@ -16,7 +16,8 @@ from typing import Any, Callable
 from ray.tune import Callback
 
 from search.objective import ERROR_METRICS
-from search.results import LeaderboardSpec, TrialRecord, load_records, write_leaderboard
+from search.trainable import MAX_RETRIES
+from search.leaderboard import LeaderboardSpec, TrialRecord, load_records, write_leaderboard
 
 __all__ = ["Recorder", "failure_reason"]
 
@@ -76,6 +77,13 @@ class Recorder(Callback):
         self._update(trial, status="completed" if epochs >= self.max_epochs else "stopped early")
         self._finished(trials)
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        record = self.records.get(trial.trial_id)
+        retries = (record.retries if record else 0) + 1
+        self._update(trial, retries=retries)
+        self.progress(f"[{time.strftime('%H:%M:%S')}] trial {trial.trial_id} lost its worker "
+                      f"({failure_reason(trial)}); retry {retries} of {MAX_RETRIES} from its last checkpoint")
+
     def on_trial_error(self, iteration, trials, trial, **info):
         self._update(trial, status="failed", failure=failure_reason(trial))
         self._finished(trials)
@@ -102,7 +110,7 @@ class Recorder(Callback):
         return write_leaderboard(self.run_dir, list(self.records.values()), self.spec)
 
     def _history_keys(self) -> set[str]:
-        keys = {"epoch", "objective", "loss", "val_loss"}
+        keys = {"epoch", "objective", "loss", "val_loss", "node"}
         for key in self.task_keys:
             keys.update({key, f"val_{key}"})
         keys.update(self.objective_keys)
@@ -112,7 +120,7 @@ class Recorder(Callback):
         old = self.records.get(trial.trial_id)
         base = old.__dict__ if old else {
             "trial_id": trial.trial_id, "status": "pending", "failure": None, "objective": None, "objectives": None,
-            "task_metrics": {}, "epochs": 0, "wall_s": 0.0, "started_at": None, "history": [],
+            "task_metrics": {}, "epochs": 0, "wall_s": 0.0, "started_at": None, "history": [], "retries": 0,
         }
         params = {k: v for k, v in (trial.config or {}).items() if not k.startswith("_")}
         merged = {**base, "params": params, **changes}

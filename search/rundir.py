@@ -15,7 +15,9 @@ from search.errors import ConfigError, SearchError
 __all__ = ["RunInfo", "MIN_FREE_BYTES", "check_writable", "choose_run_dir", "create_run_dir", "default_study_storage",
            "read_run_info"]
 
-MIN_FREE_BYTES = 200 * 1024 * 1024  # checkpoints of a small search; refuse to start below this
+# Checkpoints of a small search need room: refuse to start below this much free space.
+# MTL_SEARCH_MIN_FREE_MB raises it for big models (or lowers it on a small disk).
+MIN_FREE_BYTES = 200 * 1024 * 1024
 _MARKERS = ("run.json", "leaderboard.csv", "trials", "study.db")
 
 
@@ -45,8 +47,10 @@ def choose_run_dir(results_root: Path, name: str) -> Path:
     return candidate
 
 
-def check_writable(path: Path, *, field: str = "results_dir", min_free: int = MIN_FREE_BYTES) -> None:
+def check_writable(path: Path, *, field: str = "results_dir", min_free: int | None = None) -> None:
     """Raise ConfigError unless ``path`` can be created and written, with room to spare."""
+    if min_free is None:
+        min_free = _min_free()
     existing = path
     while not existing.exists():
         if existing.parent == existing:
@@ -67,6 +71,19 @@ def check_writable(path: Path, *, field: str = "results_dir", min_free: int = MI
     if free < min_free:
         raise ConfigError(field, f"needs at least {min_free // 2**20} MiB free, but the disk holding {existing} has "
                           f"{free // 2**20} MiB", str(path))
+
+
+def _min_free() -> int:
+    value = os.environ.get("MTL_SEARCH_MIN_FREE_MB")
+    if value is None:
+        return MIN_FREE_BYTES
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:
+        raise ConfigError("MTL_SEARCH_MIN_FREE_MB", "must be a number of MiB >= 0", value)
+    return int(megabytes * 2**20)
 
 
 def create_run_dir(run_dir: Path, experiment_text: str, *, storage_path: Path, study_storage: str,

@@ -7,6 +7,7 @@ GPU trials can share a card). A NaN or infinite loss ends the trial as failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,12 +20,18 @@ import keras
 
 from search.prepared import Prepared
 
-__all__ = ["FAIL_ENV", "TrialFailure", "configure_tensorflow", "train_trial"]
+__all__ = ["FAIL_ENV", "FAILURES_DIR", "MAX_RETRIES", "TrialFailure", "configure_tensorflow", "fails_for_good", "train_trial"]
 
 # Tests make some trials raise mid-training, so that failure handling is checked for real:
 # this variable, set to JSON {"when": {name: value, ...}, "epoch": n}, fails every trial whose
 # sampled parameters take all those values, at the end of epoch ``n``. Unset in normal use.
 FAIL_ENV = "MTL_SEARCH_TEST_FAIL"
+
+
+# A trial whose node is lost (a killed worker, a preempted machine) is retried from its last
+# checkpoint up to this many times; a trial that raised is not (see fails_for_good).
+MAX_RETRIES = 2
+FAILURES_DIR = "failures"  # under the run directory: markers of trials that raised
 
 
 class TrialFailure(RuntimeError):
@@ -48,8 +55,54 @@ def configure_tensorflow(cpus: float) -> None:
             pass
 
 
-def train_trial(config: dict[str, Any], *, prepared: Prepared) -> None:
-    """Train one sampled configuration, reporting every epoch to Ray Tune."""
+@contextlib.contextmanager
+def fails_for_good(failures_dir: str | None):
+    """Make a trial that raised fail for good, while a trial whose node died is retried.
+
+    Ray Tune retries a trial after any error (``FailureConfig.max_failures``). Retries are for
+    lost nodes; an exception from the trial itself (NaN loss, an invalid model, a bug) would
+    only repeat. So the first exception leaves a marker file with its reason under
+    ``failures_dir``, and a retry finding the marker re-raises that reason at once.
+    """
+    from ray import tune
+
+    if not failures_dir:
+        yield
+        return
+    marker = Path(failures_dir) / f"{tune.get_context().get_trial_id()}.txt"
+    if marker.is_file():
+        raise TrialFailure(marker.read_text())
+    try:
+        yield
+    except Exception as exc:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(exc) if isinstance(exc, TrialFailure) else f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def train_trial(config: dict[str, Any], *, prepared: Prepared, run_dir: str | None = None) -> None:
+    """Train one sampled configuration, reporting every epoch to Ray Tune.
+
+    With ``run_dir``: a trial that raised is not retried (:func:`fails_for_good`), and a trial
+    the run directory already records as finished returns at once. The second case follows a
+    killed driver: Ray Tune restores from its last snapshot, which can predate a trial's end.
+    """
+    from ray import tune
+
+    if run_dir and _finished_before(Path(run_dir) / "trials" / f"{tune.get_context().get_trial_id()}.json"):
+        return
+    with fails_for_good(str(Path(run_dir) / FAILURES_DIR) if run_dir else None):
+        _train(config, prepared)
+
+
+def _finished_before(record: Path) -> bool:
+    try:
+        return json.loads(record.read_text()).get("status") in ("completed", "stopped early", "failed")
+    except (OSError, ValueError):
+        return False
+
+
+def _train(config: dict[str, Any], prepared: Prepared) -> None:
     from ray import tune
 
     experiment = prepared.experiment
@@ -112,6 +165,9 @@ class _Reporter(keras.callbacks.Callback):
         self.started = time.time()
         self.fail_at = fail_at
         self.failure: str | None = None
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()  # which node ran each epoch, for the records
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         from ray import tune
@@ -124,7 +180,7 @@ class _Reporter(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         objective = self.prepared.objective
-        metrics = {**logs, "epoch": epoch + 1}
+        metrics = {**logs, "epoch": epoch + 1, "node": self.node}
         if not objective.multi:
             value = objective.value(logs)
             metrics["objective"] = value if _finite(value) else 0.0

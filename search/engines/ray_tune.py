@@ -17,8 +17,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.prepared import Prepared
 from search.recorder import Recorder
-from search.results import Column, LeaderboardSpec, ParamRange
-from search.trainable import train_trial
+from search.leaderboard import Column, LeaderboardSpec, ParamRange
+from search.trainable import MAX_RETRIES, train_trial
 
 __all__ = ["TUNE_DIR", "make_sampler", "leaderboard_spec", "fit", "restore"]
 
@@ -55,10 +55,10 @@ def leaderboard_spec(prepared: Prepared) -> LeaderboardSpec:
     return LeaderboardSpec(task_columns=tasks, objectives=objectives, ranges=ranges)
 
 
-def _trainable(prepared: Prepared):
+def _trainable(prepared: Prepared, run_dir: Path):
     resources = prepared.experiment.resources
     return tune.with_resources(
-        tune.with_parameters(train_trial, prepared=prepared),
+        tune.with_parameters(train_trial, prepared=prepared, run_dir=str(run_dir.resolve())),
         {"cpu": resources.cpus, "gpu": resources.gpus},
     )
 
@@ -103,7 +103,7 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
             reduction_factor=experiment.scheduler.reduction_factor,
         )
     tuner = tune.Tuner(
-        _trainable(prepared),
+        _trainable(prepared, run_dir),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
@@ -117,7 +117,7 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
             verbose=0,
             callbacks=[_recorder(prepared, run_dir, progress)],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
             stop={"training_iteration": experiment.budget.max_epochs},
         ),
     )
@@ -128,7 +128,7 @@ def restore(prepared: Prepared, run_dir: Path, *, storage_path: Path,
             progress: Callable[[str], None] = print) -> tune.ResultGrid:
     """Continue an interrupted search: finished trials are kept, unfinished ones resume from checkpoints."""
     path = str((storage_path / TUNE_DIR).resolve())
-    tuner = tune.Tuner.restore(path, trainable=_trainable(prepared), resume_unfinished=True, resume_errored=False)
+    tuner = tune.Tuner.restore(path, trainable=_trainable(prepared, run_dir), resume_unfinished=True, resume_errored=False)
     # The driver-side callback is not restored from the saved state: attach a fresh one.
     tuner._local_tuner._run_config.callbacks = [_recorder(prepared, run_dir, progress)]
     return tuner.fit()

@@ -98,6 +98,18 @@ def test_unwritable_results_directory(capsys, tiny, write_experiment):
     assert "`results_dir`" in err and "must be writable" in err
 
 
+def test_full_disk_stops_the_search_before_it_starts(capsys, tmp_path, tiny, write_experiment, monkeypatch):
+    import shutil
+
+    free_mb = shutil.disk_usage(tmp_path).free // 2**20
+    monkeypatch.setenv("MTL_SEARCH_MIN_FREE_MB", str(free_mb + 1024))  # the disk holds less than the run needs
+    results = tmp_path / "results"
+    status, err = _run(capsys, write_experiment(tiny), results)
+    assert status == 2
+    assert "`results_dir`" in err and f"needs at least {free_mb + 1024} MiB free" in err
+    assert not results.exists()
+
+
 def test_results_directory_under_a_file(capsys, tmp_path, tiny, write_experiment):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -113,7 +125,7 @@ def test_results_directory_under_a_file(capsys, tmp_path, tiny, write_experiment
         (b"", "must not be empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary", "binary"),
         (b"name: [unclosed", "must be valid YAML"),
-        (b"- just\n- a list\n", "must be a mapping"),
+        (b"- just\n- a list\n", "must be a YAML mapping"),
         (b"!!python/object/apply:os.system ['echo pwned']\n", "must be valid YAML"),
     ],
 )

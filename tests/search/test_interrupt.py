@@ -9,7 +9,7 @@ import time
 import optuna
 import yaml
 
-from search.results import load_records
+from search.leaderboard import load_records
 
 FINISHED = ("completed", "stopped early", "failed")
 
@@ -51,3 +51,50 @@ def test_ctrl_c_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_p
     study = optuna.load_study(study_name="interrupted", storage=f"sqlite:///{run_dir / 'study.db'}")
     finished_states = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     assert len(finished_states) == 5
+
+
+def test_driver_killed_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_path, tiny):
+    """SIGKILL gives the driver no chance to clean up: the run directory and Tune's snapshot must suffice."""
+    tiny["name"] = "killed"
+    tiny["budget"] = {"trials": 5, "max_epochs": 6}
+    tiny["scheduler"] = {"grace_period": 6}
+    experiment = tmp_path / "killed.yaml"
+    experiment.write_text(yaml.safe_dump(tiny))
+    results = tmp_path / "results"
+    run_dir = results / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "search.cli", "run", str(experiment), "--results-dir", str(results)]
+    # Its own process group, so that the Ray processes it started can be cleaned up after the kill.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                               start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and len(_finished(run_dir)) < 2:
+            time.sleep(0.5)
+        assert len(_finished(run_dir)) >= 2, "no trial finished in time"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        _kill_group(process.pid)
+    before = _finished(run_dir)
+    assert 2 <= len(before) < 5
+
+    resumed = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(run_dir)], capture_output=True,
+                             text=True, env=env, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    after = _finished(run_dir)
+    assert len(after) == 5 and len(load_records(run_dir)) == 5
+    for trial_id, record in before.items():  # kept, not re-run
+        assert after[trial_id].epochs == record.epochs
+        assert after[trial_id].history == record.history
+        assert after[trial_id].started_at == record.started_at
+    assert "5 trials: " in (run_dir / "leaderboard.md").read_text()
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'study.db'}")
+    assert len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]) >= 5
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -4,13 +4,14 @@ import copy
 import json
 import math
 
+import matplotlib.image
 import optuna
 import pytest
 import yaml
 
 import search
 from search.cli import main
-from search.results import load_records, pareto_ranks
+from search.leaderboard import load_records, pareto_ranks
 from search.trainable import FAIL_ENV
 
 FINISHED = {"completed", "stopped early", "failed"}
@@ -123,3 +124,24 @@ def test_multi_objective_search_marks_the_pareto_front(tmp_path, tiny):
     assert front == ours
     for t in study.trials:
         assert not any(math.isnan(v) for v in t.values)
+    # The report of a multi-objective search draws its Pareto front.
+    run_dir = tmp_path / "results" / "tiny_multi"
+    report = search.write_report(run_dir, progress=lambda line: None).read_text()
+    assert "(report/pareto.png)" in report and "mtl-search retrain" in report
+    pixels = matplotlib.image.imread(run_dir / "report" / "pareto.png")[..., :3]
+    assert pixels.std() > 0.02
+
+
+def test_a_trial_whose_loss_goes_nan_is_recorded_as_failed_and_the_search_goes_on(tmp_path, tiny_template):
+    """A real NaN: a loss weight of 1e30 overflows the gradients; nothing is injected."""
+    data = copy.deepcopy(tiny_template)
+    data["name"] = "nan"
+    data["space"] = {"heads.shape.loss_weight": {"choice": [1.0, 1.0e30]}}
+    data["searcher"] = {"initial_points": [{"heads.shape.loss_weight": 1.0e30}, {"heads.shape.loss_weight": 1.0}]}
+    data["budget"] = {"trials": 2, "max_epochs": 2}
+    frame = search.run(_write(tmp_path, data), results_dir=tmp_path / "results", progress=lambda line: None)
+    statuses = dict(zip(frame["heads.shape.loss_weight"], frame["status"]))
+    assert statuses[1.0] == "completed"
+    assert statuses[1.0e30].startswith("failed: loss became nan at epoch 1"), statuses
+    study = optuna.load_study(study_name="nan", storage=f"sqlite:///{tmp_path / 'results' / 'nan' / 'study.db'}")
+    assert sorted(t.state.name for t in study.get_trials(deepcopy=False)) == ["COMPLETE", "FAIL"]
