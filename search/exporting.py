@@ -136,15 +136,26 @@ def finetune(model_dir: str | Path, task: str, *, out: str | Path | None = None,
     train, val = prepared.splits.train, prepared.splits.val
     keras.utils.set_random_seed(card["exported_model"]["seed"])
     progress(f"Fine-tuning {task!r} on frozen features for up to {epochs} epochs (learning rate {learning_rate:g}).")
+    key = monitor.removeprefix("val_")
+    original, val_before = model.get_weights(), split_metrics(model, val, prepared.tasks)[key]
     history = model.fit(dict(train.inputs), dict(train.targets), validation_data=(dict(val.inputs), dict(val.targets)),
                         batch_size=card.get("batch_size", prepared.experiment.batch_size), epochs=epochs, verbose=0,
                         callbacks=[keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=max(3, epochs // 5),
                                                                  restore_best_weights=True)])
+    val_after = split_metrics(model, val, prepared.tasks)[key]
+    improved = val_after < val_before if mode == "min" else val_after > val_before
+    if not improved:  # fine-tuning must not make the model worse on the data it is judged by
+        model.set_weights(original)
+        progress(f"No epoch improved val {key} ({val_before:.6g}); the original head is kept.")
+    else:
+        progress(f"Val {key}: {val_before:.6g} -> {val_after:.6g}.")
     after = split_metrics(model, prepared.splits.test, prepared.tasks, prepared.objective)
     card = dict(card)
     card["name"] = f"{card['name']}-finetuned-{task}"
     card["finetuned"] = {"from": str(model_dir), "task": task, "freeze": freeze, "learning_rate": learning_rate,
-                         "epochs": len(history.history["loss"]), "test_metrics_before": before}
+                         "epochs": len(history.history["loss"]), "improved": bool(improved),
+                         "val_before": val_before, "val_after": val_after if improved else val_before,
+                         "test_metrics_before": before}
     card["exported_model"] = {**card["exported_model"], "test_metrics": after}
     card["test_metrics"] = {k: {"mean": v, "std": 0.0, "seeds": 1} for k, v in after.items()}
     card["software"] = software_versions()

@@ -114,7 +114,9 @@ def render_card(card: Mapping[str, Any]) -> str:
     if card.get("finetuned"):
         ft = card["finetuned"]
         lines += ["", "## Fine-tuning", "", f"Fine-tuned from `{ft['from']}`: task `{ft['task']}` with the "
-                  f"{ft['freeze']} frozen, {ft['epochs']} epochs at learning rate {ft['learning_rate']:g}."]
+                  f"{ft['freeze']} frozen, {ft['epochs']} epochs at learning rate {ft['learning_rate']:g}"
+                  + ("." if ft.get("improved", True) else "; no epoch improved the validation metric, so the "
+                     "original weights were kept.")]
     lines += ["", "## Inputs and outputs", ""]
     lines += [f"- input `{i['name']}`: shape {tuple(i['shape'])} raw values (normalisation is inside the model)"
               for i in card["inputs"]]

@@ -70,8 +70,10 @@ def write_report(run_dir: str | Path, progress: Callable[[str], None] = print) -
                                    f"{task.name}: predicted against true")
         grid = _samples(test, predictions, prepared)
         if grid is not None:
-            sections += _image(figures, "samples.png", grid, "Sample test predictions (green: every task right; "
-                                                             "red: a task wrong)")
+            figure, wrong, total = grid
+            sections += _image(figures, "samples.png", figure,
+                               f"Test predictions, mistakes first ({wrong} of {total} test images have a task wrong; "
+                               "green: every task right, red: a task wrong; + truth, x prediction)")
     records = load_records(run_dir)
     if prepared.objective.multi:
         sections += _image(figures, "pareto.png", _pareto(records, prepared), "Search: the Pareto front")
@@ -144,43 +146,55 @@ def _regression(truth: np.ndarray, predicted: np.ndarray, name: str):
     return figure
 
 
+def _sample_verdict(test, predictions: dict, prepared: Prepared, n: int) -> tuple[bool, list[str], list]:
+    """Whether every task is right for sample ``n``, a caption line per task, and points to mark."""
+    lines, right, points = [], True, []
+    for task in prepared.tasks:
+        truth, guess = np.asarray(test.targets[task.name][n]), np.asarray(predictions[task.name][n])
+        if task.kind == "classification":
+            ok = int(guess.argmax()) == int(truth)
+            lines.append(f"{task.name} {int(guess.argmax())}{'' if ok else f'≠{int(truth)}'}")
+        elif task.kind == "regression":
+            error = float(np.linalg.norm(guess - truth))
+            ok = error <= 0.05 if task.activation == "sigmoid" else True  # within 5 % of a [0, 1] target
+            lines.append(f"{task.name} ±{error:.3f}")
+            if task.output_dim == 2 and task.activation == "sigmoid":
+                points.append((truth, guess))
+        else:
+            continue
+        right &= ok
+    return right, lines, points
+
+
 def _samples(test, predictions: dict, prepared: Prepared):
+    """A grid of test images with each task's prediction; the wrong ones first (up to half the grid)."""
     images = [i for i in prepared.inputs if len(i.shape) == 3]
     if not images:
         return None
-    image = np.asarray(test.inputs[images[0].name][:GRID])
+    image = np.asarray(test.inputs[images[0].name])
+    verdicts = [_sample_verdict(test, predictions, prepared, n) for n in range(len(image))]
+    wrong = [n for n, v in enumerate(verdicts) if not v[0]][: GRID // 2]
+    chosen = wrong + [n for n, v in enumerate(verdicts) if v[0]][: GRID - len(wrong)]
     figure, axes = plt.subplots(2, GRID // 2, figsize=(GRID, 4.6))
-    for n, ax in enumerate(axes.flat):
-        if n >= len(image):
+    for ax, n in zip(axes.flat, chosen + [None] * (GRID - len(chosen))):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if n is None:
             ax.axis("off")
             continue
         shown = image[n] if image.shape[-1] == 3 else image[n, ..., 0]
         low, high = float(shown.min()), float(shown.max())
         ax.imshow((shown - low) / (high - low or 1.0), cmap=None if shown.ndim == 3 else "gray")
-        lines, right = [], True
-        for task in prepared.tasks:
-            truth, guess = np.asarray(test.targets[task.name][n]), np.asarray(predictions[task.name][n])
-            if task.kind == "classification":
-                ok = int(guess.argmax()) == int(truth)
-                lines.append(f"{task.name} {int(guess.argmax())}{'' if ok else f'≠{int(truth)}'}")
-            elif task.kind == "regression":
-                error = float(np.linalg.norm(guess - truth))
-                ok = error <= 0.05 if task.activation == "sigmoid" else True
-                lines.append(f"{task.name} ±{error:.3f}")
-                if task.output_dim == 2 and task.activation == "sigmoid":
-                    size = image.shape[1]
-                    ax.plot(truth[0] * size - 0.5, truth[1] * size - 0.5, "w+", markersize=8)
-                    ax.plot(guess[0] * size - 0.5, guess[1] * size - 0.5, "kx", markersize=6)
-            else:
-                continue
-            right &= ok
+        right, lines, points = verdicts[n]
+        size = image.shape[1]
+        for truth, guess in points:
+            ax.plot(truth[0] * size - 0.5, truth[1] * size - 0.5, "w+", markersize=8)
+            ax.plot(guess[0] * size - 0.5, guess[1] * size - 0.5, "kx", markersize=6)
         ax.set_title("\n".join(lines), fontsize=7, color="green" if right else "red")
-        ax.set_xticks([])
-        ax.set_yticks([])
         for spine in ax.spines.values():
             spine.set(color="green" if right else "red", linewidth=2)
     figure.tight_layout()
-    return figure
+    return figure, len([v for v in verdicts if not v[0]]), len(verdicts)
 
 
 def _pareto(records, prepared: Prepared):

@@ -27,7 +27,7 @@ from mtl_models.spec import ModelSpec
 from search.evaluation import split_metrics
 from search.objective import Objective, task_term
 from search.prepared import Prepared
-from search.trainable import TrialFailure, configure_tensorflow
+from search.trainable import FAILURES_DIR, TrialFailure, configure_tensorflow, fails_for_good
 
 __all__ = ["Job", "run_job", "single_task_spec", "RESULT_FILE", "MODEL_FILE"]
 
@@ -68,11 +68,19 @@ def job_objective(prepared: Prepared, job: Job) -> Objective:
 
 
 def run_job(config: dict[str, Any], *, prepared: Prepared, root: str, epochs: int, patience: int) -> None:
-    """The Ray Tune trainable of a retraining run (``config["job"]`` is a :meth:`Job.to_dict`)."""
+    """The Ray Tune trainable of a retraining run (``config["job"]`` is a :meth:`Job.to_dict`).
+
+    A run whose node is lost is retried from its start; one that raised is not (its reason is
+    kept under ``root/failures``, see :func:`search.trainable.fails_for_good`).
+    """
+    with fails_for_good(str(Path(root) / FAILURES_DIR)):
+        _run_job(Job(**config["job"]), prepared, Path(root), epochs, patience)
+
+
+def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: int) -> None:
     from ray import tune
 
-    job = Job(**config["job"])
-    directory = Path(root) / job.name
+    directory = root / job.name
     directory.mkdir(parents=True, exist_ok=True)
     configure_tensorflow(prepared.experiment.resources.cpus)
     spec, batch_size = prepared.spec_for(job.params)

@@ -27,6 +27,7 @@ from search.leaderboard import build_leaderboard, load_records
 from search.retrain_job import RESULT_FILE, Job, run_job
 from search.retrain_table import RetrainTable, build_table
 from search.rundir import check_writable, read_run_info
+from search.trainable import MAX_RETRIES
 
 __all__ = ["RetrainOptions", "retrain", "RETRAIN_DIR", "load_table"]
 
@@ -189,7 +190,7 @@ def _run(prepared: Prepared, jobs: Sequence[Job], root: Path, epochs: int, patie
         run_config=tune.RunConfig(
             name="tune", storage_path=str(root.resolve()), verbose=0,
             callbacks=[_Progress(root, len(todo), progress)],
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
         ),
     )
     try:
@@ -221,6 +222,11 @@ class _Progress(Callback):
         test = result.get("test_metrics", {})
         score = " · ".join(f"{k} {v:.4f}" for k, v in test.items())
         self._line(trial, f"test {score} (best epoch {result.get('best_epoch')} of {result.get('epochs')})")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        job = Job(**trial.config["job"])
+        self.say(f"[{time.strftime('%H:%M:%S')}] {job.name} lost its worker ({failure_reason(trial)}); "
+                 "retrying it from the start")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._line(trial, f"failed: {failure_reason(trial)}")

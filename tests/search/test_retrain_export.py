@@ -151,9 +151,13 @@ def test_evaluate_reproduces_the_card_in_a_fresh_process(pipeline):
 def test_finetune_trains_only_the_chosen_head(pipeline, tmp_path):
     _, _, out, _ = pipeline
     target = tmp_path / "tuned"
-    assert main(["finetune", str(out), "--task", "midpoint", "--epochs", "2", "--out", str(target)]) == 0
+    assert main(["finetune", str(out), "--task", "midpoint", "--epochs", "3", "--learning-rate", "0.003",
+                 "--out", str(target)]) == 0
     card = json.loads((target / "model_card.json").read_text())
-    assert card["finetuned"]["task"] == "midpoint" and card["finetuned"]["freeze"] == "backbone"
+    finetuned = card["finetuned"]
+    assert finetuned["task"] == "midpoint" and finetuned["freeze"] == "backbone"
+    # The tiny model is far from converged: three epochs on its midpoint head lower the val MAE.
+    assert finetuned["improved"] and finetuned["val_after"] < finetuned["val_before"]
     import keras
 
     before = keras.models.load_model(out / "model.keras", safe_mode=True)
