@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from search.config import Experiment, load_experiment
+from search.engines.common import leaderboard_spec
 from search.errors import ConfigError, SearchError
 from search.prepared import Prepared, prepare
 from search.leaderboard import load_records, write_leaderboard
@@ -47,11 +48,13 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
         from search.cluster import check_local_resources
 
         check_local_resources(experiment.resources, experiment.concurrency)
+    elif experiment.engine == "keras-tuner":
+        raise ConfigError("--address", "needs engine ray-tune; engine keras-tuner runs in this process", address)
     study_storage = experiment.study_storage or default_study_storage(run_dir)
 
     from search import cluster
 
-    description = cluster.start_ray(address)
+    description = _start(experiment, address)
     created = False
     try:
         if address:
@@ -85,9 +88,7 @@ def resume(run_dir: str | Path, *, address: str | None = None,
     experiment = load_experiment(run_dir / info.experiment_file)
     prepared = prepare(experiment)
     address = address or info.address or os.environ.get("RAY_ADDRESS") or None
-    from search import cluster
-
-    description = cluster.start_ray(address)
+    description = _start(experiment, address)
     try:
         done = sum(r.status in ("completed", "stopped early", "failed") for r in load_records(run_dir))
         progress(f"Resuming {experiment.name!r} on {description}: {done} of {experiment.budget.trials} trials "
@@ -102,25 +103,29 @@ def results(run_dir: str | Path) -> pd.DataFrame:
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     experiment = load_experiment(run_dir / info.experiment_file)
-    from search.engines.ray_tune import leaderboard_spec
-
     return write_leaderboard(run_dir, load_records(run_dir), leaderboard_spec(prepare(experiment)))
 
 
 def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage: str,
            progress: Callable[[str], None], *, restore: bool) -> pd.DataFrame:
-    from search.engines import ray_tune
-
     try:
-        if restore:
+        if prepared.experiment.engine == "keras-tuner":
+            from search.engines import keras_tuner
+
+            keras_tuner.fit(prepared, run_dir, progress=progress)  # continues from its saved state, if any
+        elif restore:
+            from search.engines import ray_tune
+
             ray_tune.restore(prepared, run_dir, storage_path=storage_path, progress=progress)
         else:
+            from search.engines import ray_tune
+
             ray_tune.fit(prepared, run_dir, storage_path=storage_path, study_storage=study_storage, progress=progress)
     except KeyboardInterrupt:
         progress(f"Search interrupted. Resume it with:\n  {resume_command(run_dir)}")
         raise
     records = load_records(run_dir)
-    frame = write_leaderboard(run_dir, records, ray_tune.leaderboard_spec(prepared))
+    frame = write_leaderboard(run_dir, records, leaderboard_spec(prepared))
     finished = sum(r.status in ("completed", "stopped early", "failed") for r in records)
     unfinished = any(r.status in ("running", "pending", "interrupted") for r in records)
     budget = prepared.experiment.budget
@@ -131,6 +136,15 @@ def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage:
     frame.attrs["run_dir"] = str(run_dir)
     frame.attrs["interrupted"] = interrupted
     return frame
+
+
+def _start(experiment: Experiment, address: str | None) -> str:
+    """Start (or join) Ray for the Ray Tune engine; the KerasTuner engine needs none."""
+    if experiment.engine == "keras-tuner":
+        return "this process (KerasTuner, no Ray)"
+    from search import cluster
+
+    return cluster.start_ray(address)
 
 
 def _portable(experiment: Experiment) -> dict:

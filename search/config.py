@@ -123,9 +123,17 @@ class Resources:
     gpus: float = 0.0
 
 
+ENGINES = ("ray-tune", "keras-tuner")
+KERAS_TUNER_SAMPLERS = ("hyperband", "bayesian", "random")
+
+
 @dataclass(frozen=True)
 class SearcherConfig:
-    """The Optuna sampler by name, and configurations to try first (e.g. a known good one)."""
+    """The sampler by name, and configurations to try first (e.g. a known good one).
+
+    With ``engine: ray-tune`` an Optuna sampler (tpe by default); with ``engine: keras-tuner``
+    one of KerasTuner's: hyperband (default), bayesian, random.
+    """
 
     sampler: str = "tpe"
     initial_points: tuple[Mapping[str, Any], ...] = ()
@@ -156,6 +164,7 @@ class Experiment:
     searcher: SearcherConfig = field(default_factory=SearcherConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     study_storage: str | None = None  # an Optuna RDB URL; default: SQLite in the run directory
+    engine: str = "ray-tune"  # or "keras-tuner": one process, no Ray
     source: str | None = None  # the file it came from
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as parsed, for the run copy
 
@@ -190,6 +199,7 @@ def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
     if not isinstance(model, dict):
         raise ConfigError("model", "must be a mapping", model)
     space = parse_space(top.get("space", {}))
+    engine = top.choice("engine", "ray-tune", ENGINES)
     experiment = Experiment(
         name=name,
         data=_data(top.get("data", required=True)),
@@ -201,19 +211,28 @@ def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
         concurrency=top.number("concurrency", 2, low=1, integer=True),
         seed=top.number("seed", 0, low=0, integer=True),
         batch_size=top.number("batch_size", 32, low=1, integer=True),
-        searcher=_searcher(top.get("searcher"), space),
+        searcher=_searcher(top.get("searcher"), space, engine),
         scheduler=_scheduler(top.get("scheduler")),
         study_storage=_storage(top.get("study_storage")),
+        engine=engine,
         source=source,
         raw=data,
     )
     top.done()
+    if engine == "keras-tuner":
+        if experiment.searcher.initial_points:
+            raise ConfigError("searcher.initial_points", "work with engine ray-tune only", "engine: keras-tuner")
+        if experiment.objective.multi:
+            raise ConfigError("objective.metrics", "a multi-objective search needs engine ray-tune", "engine: keras-tuner")
     return experiment
 
 
-def _searcher(raw: Any, space: SearchSpace) -> SearcherConfig:
+def _searcher(raw: Any, space: SearchSpace, engine: str) -> SearcherConfig:
     section = _Section(raw, "searcher")
-    sampler = section.choice("sampler", "tpe", SAMPLERS)
+    if engine == "keras-tuner":
+        sampler = section.choice("sampler", "hyperband", KERAS_TUNER_SAMPLERS)
+    else:
+        sampler = section.choice("sampler", "tpe", SAMPLERS)
     points = section.get("initial_points", [])
     section.done()
     if not isinstance(points, list):

@@ -130,7 +130,7 @@ def retrain(run_dir: str | Path, options: RetrainOptions = RetrainOptions(), *, 
 
 def top_configs(run_dir: Path, prepared: Prepared, top_k: int) -> list[tuple[str, dict]]:
     """The ``top_k`` best trials as the leaderboard ranks them (objective, or Pareto rank), best first."""
-    from search.engines.ray_tune import leaderboard_spec
+    from search.engines.common import leaderboard_spec
 
     records = {r.trial_id: r for r in load_records(run_dir) if r.status in ("completed", "stopped early")}
     frame = build_leaderboard(list(records.values()), leaderboard_spec(prepared)) if records else None

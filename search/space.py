@@ -8,6 +8,7 @@ A space maps dotted spec keys (``backbone.filters``, ``heads.B.transfer_from``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -92,6 +93,32 @@ class SearchSpace:
             sampled[param.name] = param.decode(raw)
         return sampled
 
+    def sample_keras_tuner(self, hp) -> dict[str, Any]:
+        """The same space for KerasTuner: one ``hp`` per parameter, conditions as conditional scopes.
+
+        Returns the values sampled for this trial, decoded; a parameter whose condition does
+        not hold is left out, as with Optuna.
+        """
+        sampled: dict[str, Any] = {}
+        for param in self.params:
+            with contextlib.ExitStack() as scopes:
+                for other, accepted in param.when.items():
+                    scopes.enter_context(hp.conditional_scope(other, [_kt_value(self.param(other), v) for v in accepted]))
+                if param.kind == "choice":
+                    raw = hp.Choice(param.name, [_kt_value(param, v) for v in param.values])
+                elif param.kind == "int":
+                    raw = hp.Int(param.name, int(param.low), int(param.high), step=int(param.step or 1),
+                                 sampling="log" if param.log else "linear")
+                else:
+                    raw = hp.Float(param.name, param.low, param.high, step=param.step,
+                                   sampling="log" if param.log else "linear")
+            if param.applies(sampled):
+                sampled[param.name] = param.decode(raw) if param.kind == "choice" else raw
+        return sampled
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
     def encode_point(self, point: Mapping[str, Any]) -> dict[str, Any]:
         """A configuration as Optuna stores it (non-primitive choices as JSON text), for enqueueing."""
         params = {p.name: p for p in self.params}
@@ -101,6 +128,14 @@ class SearchSpace:
     def ranges(self) -> dict[str, tuple[float, float, bool]]:
         """Numeric parameters' (low, high, log), for flagging best values at a range's edge."""
         return {p.name: (p.low, p.high, p.log) for p in self.params if p.kind != "choice"}
+
+
+def _kt_value(param: Param, value: Any) -> Any:
+    """A choice as KerasTuner takes it: one type per choice list, so mixed or non-primitive values go as JSON."""
+    kinds = {type(v) for v in param.values}
+    if len(kinds) == 1 and kinds <= {str, int, float, bool}:
+        return value
+    return json.dumps(value)
 
 
 def parse_space(raw: Any) -> SearchSpace:

@@ -17,7 +17,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.prepared import Prepared
 from search.recorder import Recorder
-from search.leaderboard import Column, LeaderboardSpec, ParamRange
+from search.engines.common import leaderboard_spec
 from search.trainable import MAX_RETRIES, train_trial
 
 __all__ = ["TUNE_DIR", "make_sampler", "leaderboard_spec", "fit", "restore"]
@@ -40,19 +40,6 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     raise ValueError(f"Unknown sampler {name!r}.")
-
-
-def leaderboard_spec(prepared: Prepared) -> LeaderboardSpec:
-    """How the leaderboard ranks and flags this experiment's trials."""
-    objective = prepared.objective
-    tasks = tuple(Column(f"{t.name}_{t.score_metric}", "min" if t.score_metric in ("mae", "mse", "rmse") else "max")
-                  for t in prepared.tasks)
-    if objective.multi:
-        objectives = tuple(Column(t.key.removeprefix("val_"), t.mode) for t in objective.terms)
-    else:
-        objectives = (Column("objective", "max"),)
-    ranges = {name: ParamRange(low, high, log) for name, (low, high, log) in prepared.experiment.space.ranges().items()}
-    return LeaderboardSpec(task_columns=tasks, objectives=objectives, ranges=ranges)
 
 
 def _trainable(prepared: Prepared, run_dir: Path):

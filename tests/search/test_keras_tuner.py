@@ -1,0 +1,83 @@
+"""The KerasTuner engine: the same space, objective and records as the Ray Tune engine, in one process."""
+
+import copy
+import json
+
+import keras_tuner as kt
+import optuna
+import pytest
+import yaml
+
+import search
+from search.cli import main
+from search.space import parse_space
+
+SPACE = {
+    "loss_weighting": {"choice": ["fixed", "uncertainty"]},
+    "heads.midpoint.loss_weight": {"float": [1.0, 50.0], "log": True, "when": {"loss_weighting": "fixed"}},
+    "heads.shape.transfer_from": {"choice": [["colour"], []]},
+    "backbone.filters": {"choice": [4, 8]},
+    "optimizer.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
+}
+
+
+def _write(tmp_path, data):
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_one_space_declaration_gives_the_same_parameters_to_both_engines():
+    space = parse_space(SPACE)
+    for weighting in ("fixed", "uncertainty"):
+        hp = kt.HyperParameters()
+        hp.values["loss_weighting"] = weighting
+        from_kt = space.sample_keras_tuner(hp)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        study.enqueue_trial({"loss_weighting": weighting})
+        from_optuna = space.sample_optuna(study.ask())
+        assert set(from_kt) == set(from_optuna)
+        assert ("heads.midpoint.loss_weight" in from_kt) == (weighting == "fixed")
+        assert from_kt["heads.shape.transfer_from"] in (["colour"], [])  # JSON-encoded choices come back decoded
+
+
+@pytest.mark.parametrize("sampler", ["hyperband", "bayesian"])
+def test_keras_tuner_search_writes_the_same_records_and_leaderboard(tmp_path, tiny_template, sampler):
+    data = copy.deepcopy(tiny_template)
+    data.update(name=f"kt_{sampler}", engine="keras-tuner", searcher={"sampler": sampler},
+                budget={"trials": 4, "max_epochs": 3}, space=SPACE)
+    lines = []
+    frame = search.run(_write(tmp_path, data), results_dir=tmp_path / "results", progress=lines.append)
+    import ray
+
+    assert not ray.is_initialized() and "KerasTuner, no Ray" in lines[0]
+    assert len(frame) == 4 and frame["objective"].notna().all()
+    assert list(frame["rank"]) == [1, 2, 3, 4]
+    run_dir = tmp_path / "results" / f"kt_{sampler}"
+    for path in (run_dir / "trials").glob("*.json"):
+        record = json.loads(path.read_text())
+        assert set(record["params"]) <= set(SPACE)
+        assert ("heads.midpoint.loss_weight" in record["params"]) == (record["params"]["loss_weighting"] == "fixed")
+        assert record["objective"] == pytest.approx(max(row["objective"] for row in record["history"]))
+        assert record["epochs"] == record["history"][-1]["epoch"] <= 3
+    if sampler == "bayesian":
+        assert (frame["status"] == "completed").all()
+    else:  # Hyperband's first bracket trains most trials for fewer epochs
+        assert (frame["status"] == "stopped early").any()
+    assert "# Leaderboard: kt_" in (run_dir / "leaderboard.md").read_text()
+
+
+@pytest.mark.parametrize("change, argv, message", [
+    ({"searcher": {"sampler": "tpe"}}, [], "`searcher.sampler`: must be one of ['hyperband', 'bayesian', 'random']"),
+    ({"searcher": {"initial_points": [{"backbone.filters": 4}]}}, [], "work with engine ray-tune only"),
+    ({"objective": {"metrics": ["shape.accuracy", "midpoint.mae"]}}, [], "needs engine ray-tune"),
+    ({}, ["--address", "127.0.0.1:1"], "`--address`: needs engine ray-tune"),
+    ({"engine": "optuna-only"}, [], "`engine`: must be one of ['ray-tune', 'keras-tuner']"),
+])
+def test_bad_keras_tuner_experiments_exit_2(tmp_path, tiny, capsys, change, argv, message):
+    tiny.update({"engine": "keras-tuner", **change})
+    results = tmp_path / "results"
+    status = main(["run", str(_write(tmp_path, tiny)), "--results-dir", str(results), *argv])
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not results.exists()
