@@ -78,7 +78,7 @@ def write_report(run_dir: str | Path, progress: Callable[[str], None] = print) -
     if prepared.objective.multi:
         sections += _image(figures, "pareto.png", _pareto(records, prepared), "Search: the Pareto front")
     figure, note = _importances(info.study_storage, prepared.experiment.name)
-    sections += _image(figures, "importances.png", figure, "Search: parameter importances (Optuna, fANOVA)") \
+    sections += _image(figures, "importances.png", figure, "Search: parameter importances (Optuna's default evaluator)") \
         if figure is not None else ["## Parameter importances", "", note, ""]
     path = run_dir / "report.md"
     path.write_text("\n".join(sections) + "\n")
@@ -219,7 +219,10 @@ def _importances(storage: str, study_name: str):
 
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
-        target = None if len(study.directions) == 1 else (lambda t: t.values[0])
+        # Several objectives: rank by the first. The default evaluator (PED-ANOVA in Optuna 5) reads a
+        # custom target as lower-is-better, so a maximised objective is negated.
+        sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        target = None if len(study.directions) == 1 else (lambda t: sign * t.values[0])
         importances = optuna.importance.get_param_importances(study, target=target)
     except (ValueError, RuntimeError, KeyError) as exc:
         return None, f"Not computed: {exc}"
