@@ -107,13 +107,15 @@ class SearchSpace:
                 if param.kind == "choice":
                     raw = hp.Choice(param.name, [_kt_value(param, v) for v in param.values])
                 elif param.kind == "int":
-                    raw = hp.Int(param.name, int(param.low), int(param.high), step=int(param.step or 1),
+                    # On a log scale KerasTuner reads step as a ratio (> 1); None samples every integer.
+                    raw = hp.Int(param.name, int(param.low), int(param.high),
+                                 step=None if param.log else int(param.step or 1),
                                  sampling="log" if param.log else "linear")
                 else:
                     raw = hp.Float(param.name, param.low, param.high, step=param.step,
                                    sampling="log" if param.log else "linear")
             if param.applies(sampled):
-                sampled[param.name] = param.decode(raw) if param.kind == "choice" else raw
+                sampled[param.name] = _kt_decode(param, raw) if param.kind == "choice" else raw
         return sampled
 
     def param(self, name: str) -> Param:
@@ -136,6 +138,13 @@ def _kt_value(param: Param, value: Any) -> Any:
     if len(kinds) == 1 and kinds <= {str, int, float, bool}:
         return value
     return json.dumps(value)
+
+
+def _kt_decode(param: Param, raw: Any) -> Any:
+    """The user's value for a KerasTuner choice (which may hand a bool back as 0 or 1)."""
+    if _kt_value(param, param.values[0]) is param.values[0]:  # passed as they are
+        return next((v for v in param.values if v == raw), raw)
+    return json.loads(raw)
 
 
 def parse_space(raw: Any) -> SearchSpace:

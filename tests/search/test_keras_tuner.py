@@ -17,6 +17,8 @@ SPACE = {
     "heads.midpoint.loss_weight": {"float": [1.0, 50.0], "log": True, "when": {"loss_weighting": "fixed"}},
     "heads.shape.transfer_from": {"choice": [["colour"], []]},
     "backbone.filters": {"choice": [4, 8]},
+    "backbone.residual": {"choice": [False, True]},
+    "heads.shape.units": {"int": [8, 32], "log": True},
     "optimizer.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
 }
 
@@ -39,6 +41,7 @@ def test_one_space_declaration_gives_the_same_parameters_to_both_engines():
         assert set(from_kt) == set(from_optuna)
         assert ("heads.midpoint.loss_weight" in from_kt) == (weighting == "fixed")
         assert from_kt["heads.shape.transfer_from"] in (["colour"], [])  # JSON-encoded choices come back decoded
+        assert from_kt["backbone.residual"] is False  # a bool, not KerasTuner's 0
 
 
 @pytest.mark.parametrize("sampler", ["hyperband", "bayesian"])
@@ -57,6 +60,8 @@ def test_keras_tuner_search_writes_the_same_records_and_leaderboard(tmp_path, ti
     for path in (run_dir / "trials").glob("*.json"):
         record = json.loads(path.read_text())
         assert set(record["params"]) <= set(SPACE)
+        assert isinstance(record["params"]["backbone.residual"], bool)
+        assert 8 <= record["params"]["heads.shape.units"] <= 32
         assert ("heads.midpoint.loss_weight" in record["params"]) == (record["params"]["loss_weighting"] == "fixed")
         assert record["objective"] == pytest.approx(max(row["objective"] for row in record["history"]))
         assert record["epochs"] == record["history"][-1]["epoch"] <= 3
