@@ -110,7 +110,7 @@ class Recorder(Callback):
         return write_leaderboard(self.run_dir, list(self.records.values()), self.spec)
 
     def _history_keys(self) -> set[str]:
-        keys = {"epoch", "objective", "loss", "val_loss", "node"}
+        keys = {"epoch", "objective", "loss", "val_loss", "node", "first_step_at", "train_s"}
         for key in self.task_keys:
             keys.update({key, f"val_{key}"})
         keys.update(self.objective_keys)

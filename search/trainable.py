@@ -107,6 +107,7 @@ def _train(config: dict[str, Any], prepared: Prepared) -> None:
 
     experiment = prepared.experiment
     configure_tensorflow(experiment.resources.cpus)
+    keras.backend.clear_session()  # a reused worker (reuse_actors) drops the last trial's graph state
     from mtl_models import build_model
     from mtl_models.errors import SpecError
 
@@ -162,12 +163,15 @@ class _Reporter(keras.callbacks.Callback):
         super().__init__()
         self.prepared = prepared
         self.best = state.get("best_objective", -math.inf)
-        self.started = time.time()
+        self.first_step_at: float | None = None  # unix time training began in this process (start-up ends)
         self.fail_at = fail_at
         self.failure: str | None = None
         import ray
 
         self.node = ray.get_runtime_context().get_node_id()  # which node ran each epoch, for the records
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.first_step_at = time.time()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         from ray import tune
@@ -180,7 +184,9 @@ class _Reporter(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         objective = self.prepared.objective
-        metrics = {**logs, "epoch": epoch + 1, "node": self.node}
+        # first_step_at and train_s (training seconds so far) measure start-up overhead and slot use (bench/).
+        metrics = {**logs, "epoch": epoch + 1, "node": self.node, "first_step_at": self.first_step_at,
+                   "train_s": round(time.time() - self.first_step_at, 3)}
         if not objective.multi:
             value = objective.value(logs)
             metrics["objective"] = value if _finite(value) else 0.0

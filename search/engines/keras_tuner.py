@@ -34,22 +34,34 @@ class _Stop(kt.errors.FatalError):
 
 
 class _Objective(keras.callbacks.Callback):
-    """Adds ``val_objective`` to each epoch's logs (KerasTuner's objective) and keeps the history."""
+    """Adds ``val_objective`` to each epoch's logs (KerasTuner's objective) and keeps the history.
 
-    def __init__(self, prepared: Prepared):
+    Past ``deadline`` (the wall-time budget) it stops the trial at the end of the epoch, as Ray
+    Tune's time budget stops its running trials.
+    """
+
+    def __init__(self, prepared: Prepared, deadline: float | None):
         super().__init__()
         self.prepared = prepared
+        self.deadline = deadline
         self.rows: list[dict[str, float]] = []
+        self.first_step_at: float | None = None
 
     def __deepcopy__(self, memo):  # KerasTuner deep-copies callbacks per trial; this one is per trial already
         return self
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.first_step_at = time.time()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         value = self.prepared.objective.value({k: float(v) for k, v in logs.items()})
         logs[MONITOR] = value if math.isfinite(value) else 0.0
         self.rows.append({"epoch": epoch + 1, "objective": logs[MONITOR],
-                          **{k: float(v) for k, v in logs.items() if k != MONITOR}})
+                          **{k: float(v) for k, v in logs.items() if k != MONITOR},
+                          "first_step_at": self.first_step_at, "train_s": round(time.time() - self.first_step_at, 3)})
+        if self.deadline is not None and time.time() >= self.deadline:
+            self.model.stop_training = True
 
 
 class _HyperModel(kt.HyperModel):
@@ -82,10 +94,11 @@ def _tuner_class(base: type):
         def run_trial(self, trial, *args, **kwargs):
             budget = self.prepared.experiment.budget
             done = [r for r in load_records(self.run_dir) if r.status != "running"]
-            if len(done) >= budget.trials or (budget.time_limit_s and time.time() - self.started > budget.time_limit_s):
+            deadline = self.started + budget.time_limit_s if budget.time_limit_s else None
+            if len(done) >= budget.trials or (deadline is not None and time.time() >= deadline):
                 raise _Stop
             keras.utils.set_random_seed(self.prepared.experiment.seed)
-            history = _Objective(self.prepared)
+            history = _Objective(self.prepared, deadline)
             kwargs["callbacks"] = [history, *kwargs.get("callbacks", [])]
             params = self.prepared.experiment.space.sample_keras_tuner(trial.hyperparameters)
             record = TrialRecord(trial.trial_id, "running", params=params, started_at=time.time())

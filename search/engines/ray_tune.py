@@ -97,6 +97,9 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
             num_samples=experiment.budget.trials,
             max_concurrent_trials=experiment.concurrency,
             time_budget_s=experiment.budget.time_limit_s,
+            # The next trial starts in the worker the last one left (no process start, TensorFlow
+            # already imported): ~10 s less idle time per slot and trial on a 2-core machine.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
