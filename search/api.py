@@ -69,8 +69,9 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
             progress(f"{Path(results_dir) / experiment.name} holds an earlier search; this one writes to {run_dir}")
         progress(f"Search {experiment.name!r}: {experiment.budget.trials} trials, {experiment.concurrency} at a time, "
                  f"up to {experiment.budget.max_epochs} epochs each, on {description}.")
-        progress(f"Objective: {prepared.objective.describe()}. Results: {run_dir}/leaderboard.md; "
-                 f"study: optuna-dashboard {info.study_storage}")
+        study = (f"study: optuna-dashboard {info.study_storage}" if experiment.engine == "ray-tune"
+                 else f"KerasTuner state: {run_dir / 'keras_tuner'}")
+        progress(f"Objective: {prepared.objective.describe()}. Results: {run_dir}/leaderboard.md; {study}")
         return _drive(prepared, run_dir, storage_path, study_storage, progress, restore=False)
     except (ConfigError, SearchError):
         if created and not any((run_dir / "trials").glob("*.json")):

@@ -107,7 +107,6 @@ def _train(config: dict[str, Any], prepared: Prepared) -> None:
 
     experiment = prepared.experiment
     configure_tensorflow(experiment.resources.cpus)
-    keras.backend.clear_session()  # a reused worker (reuse_actors) drops the last trial's graph state
     from mtl_models import build_model
     from mtl_models.errors import SpecError
 

@@ -97,9 +97,9 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
             num_samples=experiment.budget.trials,
             max_concurrent_trials=experiment.concurrency,
             time_budget_s=experiment.budget.time_limit_s,
-            # The next trial starts in the worker the last one left (no process start, TensorFlow
-            # already imported): ~10 s less idle time per slot and trial on a 2-core machine.
-            reuse_actors=True,
+            # reuse_actors stays off: it saved ~10 s of worker start per trial, but in Ray 2.60 a
+            # failed reuse ("Could not re-use actor ... reset_config()") left the next trial pending
+            # for good and its slot idle (bench/engines.py, ray-asha seed 0: 60 % utilisation).
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,

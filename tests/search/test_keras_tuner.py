@@ -65,11 +65,32 @@ def test_keras_tuner_search_writes_the_same_records_and_leaderboard(tmp_path, ti
         assert ("heads.midpoint.loss_weight" in record["params"]) == (record["params"]["loss_weighting"] == "fixed")
         assert record["objective"] == pytest.approx(max(row["objective"] for row in record["history"]))
         assert record["epochs"] == record["history"][-1]["epoch"] <= 3
+        _assert_timed(record)
     if sampler == "bayesian":
         assert (frame["status"] == "completed").all()
     else:  # Hyperband's first bracket trains most trials for fewer epochs
         assert (frame["status"] == "stopped early").any()
     assert "# Leaderboard: kt_" in (run_dir / "leaderboard.md").read_text()
+
+
+def _assert_timed(record):
+    """Each epoch carries when training began (after start-up) and training seconds so far (bench/ reads them)."""
+    history = record["history"]
+    assert history[0]["first_step_at"] >= record["started_at"]
+    seconds = [row["train_s"] for row in history]
+    assert all(0 < a < b for a, b in zip(seconds, seconds[1:])) and seconds[-1] <= record["wall_s"]
+
+
+def test_keras_tuner_stops_a_running_trial_at_the_wall_budget(tmp_path, tiny_template):
+    data = copy.deepcopy(tiny_template)
+    data.update(name="kt_deadline", engine="keras-tuner", searcher={"sampler": "random"},
+                budget={"trials": 5, "max_epochs": 500, "time_limit_s": 6}, space=SPACE)
+    frame = search.run(_write(tmp_path, data), results_dir=tmp_path / "results", progress=lambda line: None)
+    # without the budget the first trial alone would train 500 epochs; it stops at the first epoch end past it
+    assert 1 <= len(frame) < 5
+    assert (frame["status"] == "stopped early").all() and (frame["epochs"] < 500).all()
+    for path in (tmp_path / "results" / "kt_deadline" / "trials").glob("*.json"):
+        _assert_timed(json.loads(path.read_text()))
 
 
 @pytest.mark.parametrize("change, argv, message", [

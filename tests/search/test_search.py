@@ -98,6 +98,10 @@ def test_trial_records_and_results_command(single_run, capsys):
     for record in records:
         if not record.status.startswith("failed"):
             assert record.history and record.history[-1]["epoch"] == record.epochs
+            # when training began (after the worker's start-up) and training seconds so far, for bench/
+            assert record.history[0]["first_step_at"] >= record.started_at
+            seconds = [h["train_s"] for h in record.history]
+            assert all(0 < a < b for a, b in zip(seconds, seconds[1:])) and seconds[-1] <= record.wall_s
             assert set(record.task_metrics) == {"shape_accuracy", "colour_accuracy", "midpoint_mae"}
     assert main(["results", str(run_dir)]) == 0
     out = capsys.readouterr().out
