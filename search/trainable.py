@@ -20,7 +20,8 @@ import keras
 
 from search.prepared import Prepared
 
-__all__ = ["FAIL_ENV", "FAILURES_DIR", "MAX_RETRIES", "TrialFailure", "configure_tensorflow", "fails_for_good", "train_trial"]
+__all__ = ["FAIL_ENV", "FAILURES_DIR", "MAX_RETRIES", "TrainingClock", "TrialFailure", "configure_tensorflow",
+           "fails_for_good", "train_trial"]
 
 # Tests make some trials raise mid-training, so that failure handling is checked for real:
 # this variable, set to JSON {"when": {name: value, ...}, "epoch": n}, fails every trial whose
@@ -155,22 +156,34 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-class _Reporter(keras.callbacks.Callback):
+class TrainingClock(keras.callbacks.Callback):
+    """When training began (the trial's start-up is over) and training seconds so far, for each epoch's record.
+
+    Both engines' epoch callbacks derive from it; bench/engines.py reads the two figures for
+    start-up overhead and slot utilisation.
+    """
+
+    first_step_at: float | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.first_step_at = time.time()
+
+    def timing(self) -> dict[str, float]:
+        return {"first_step_at": self.first_step_at, "train_s": round(time.time() - self.first_step_at, 3)}
+
+
+class _Reporter(TrainingClock):
     """Reports every epoch's metrics and objective to Ray Tune, with a checkpoint to resume from."""
 
     def __init__(self, prepared: Prepared, *, start_epoch: int, state: dict, fail_at: int | None):
         super().__init__()
         self.prepared = prepared
         self.best = state.get("best_objective", -math.inf)
-        self.first_step_at: float | None = None  # unix time training began in this process (start-up ends)
         self.fail_at = fail_at
         self.failure: str | None = None
         import ray
 
         self.node = ray.get_runtime_context().get_node_id()  # which node ran each epoch, for the records
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.first_step_at = time.time()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         from ray import tune
@@ -183,9 +196,7 @@ class _Reporter(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         objective = self.prepared.objective
-        # first_step_at and train_s (training seconds so far) measure start-up overhead and slot use (bench/).
-        metrics = {**logs, "epoch": epoch + 1, "node": self.node, "first_step_at": self.first_step_at,
-                   "train_s": round(time.time() - self.first_step_at, 3)}
+        metrics = {**logs, "epoch": epoch + 1, "node": self.node, **self.timing()}
         if not objective.multi:
             value = objective.value(logs)
             metrics["objective"] = value if _finite(value) else 0.0

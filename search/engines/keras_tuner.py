@@ -21,7 +21,7 @@ import keras_tuner as kt
 from search.engines.common import leaderboard_spec
 from search.leaderboard import TrialRecord, load_records, write_leaderboard
 from search.prepared import Prepared
-from search.trainable import configure_tensorflow
+from search.trainable import TrainingClock, configure_tensorflow
 
 __all__ = ["KT_DIR", "fit"]
 
@@ -33,7 +33,7 @@ class _Stop(kt.errors.FatalError):
     """The budget (trials or wall time) is spent: end the search between trials (fatal, so it is not retried)."""
 
 
-class _Objective(keras.callbacks.Callback):
+class _Objective(TrainingClock):
     """Adds ``val_objective`` to each epoch's logs (KerasTuner's objective) and keeps the history.
 
     Past ``deadline`` (the wall-time budget) it stops the trial at the end of the epoch, as Ray
@@ -45,21 +45,16 @@ class _Objective(keras.callbacks.Callback):
         self.prepared = prepared
         self.deadline = deadline
         self.rows: list[dict[str, float]] = []
-        self.first_step_at: float | None = None
 
     def __deepcopy__(self, memo):  # KerasTuner deep-copies callbacks per trial; this one is per trial already
         return self
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.first_step_at = time.time()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         value = self.prepared.objective.value({k: float(v) for k, v in logs.items()})
         logs[MONITOR] = value if math.isfinite(value) else 0.0
         self.rows.append({"epoch": epoch + 1, "objective": logs[MONITOR],
-                          **{k: float(v) for k, v in logs.items() if k != MONITOR},
-                          "first_step_at": self.first_step_at, "train_s": round(time.time() - self.first_step_at, 3)})
+                          **{k: float(v) for k, v in logs.items() if k != MONITOR}, **self.timing()})
         if self.deadline is not None and time.time() >= self.deadline:
             self.model.stop_training = True
 
