@@ -12,6 +12,7 @@ import keras
 
 from mtl_models.backbone import build_trunk, is_backbone_layer, normalize_inputs
 from mtl_models.heads import build_head, head_metrics, loss_name
+from mtl_models.layers import TaskUncertainty
 from mtl_models.model import MultiTaskModel, task_loss
 from mtl_models.spec import ModelSpec, OptimizerSpec
 
@@ -62,29 +63,37 @@ def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
 def compile_model(model: keras.Model, spec: ModelSpec, *, only_task: str | None = None) -> None:
     """Compile ``model`` with the spec's losses, weights, metrics and optimizer.
 
-    ``only_task`` trains that task alone (the others get loss weight 0), for fine-tuning.
+    ``only_task`` trains that task's plain loss alone, for fine-tuning: the others get
+    loss weight 0, and under uncertainty weighting the learned weights are set aside too
+    (``model.only_task`` tells :meth:`MultiTaskModel.compute_loss` so).
     """
     weights = {h.name: float(h.loss_weight) for h in spec.heads}
     if only_task is not None:
         spec.head(only_task)  # raises SpecError for an unknown task
         weights = {name: 1.0 if name == only_task else 0.0 for name in weights}
+    elif spec.loss_weighting == "uncertainty":
+        weights = None  # learned by the model's TaskUncertainty layers instead
+    model.only_task = only_task
     model.compile(
         optimizer=make_optimizer(spec.optimizer),
         loss={h.name: task_loss(loss_name(h.task)) for h in spec.heads},
-        loss_weights=None if spec.loss_weighting == "uncertainty" else weights,
+        loss_weights=weights,
         metrics={h.name: head_metrics(h.task) for h in spec.heads},
     )
 
 
 def freeze_for_finetune(model: keras.Model, spec: ModelSpec, task: str, *, learning_rate: float | None = None) -> None:
-    """Freeze every layer except ``task``'s head, then recompile to train that task alone.
+    """Freeze every layer except ``task``'s head, then recompile to train that task's loss alone.
 
     Network (e)'s step: after multi-task training, fine-tune one head on frozen features.
+    Learned loss weights (:class:`TaskUncertainty`) are frozen too: the task trains on its
+    plain loss, as a single-task model would.
     """
     spec.head(task)
     prefix = f"{task}__"
     for layer in model.layers:
-        layer.trainable = layer.name == task or layer.name.startswith(prefix)
+        in_head = layer.name == task or layer.name.startswith(prefix)
+        layer.trainable = in_head and not isinstance(layer, TaskUncertainty)
     if learning_rate is not None:
         spec = spec.replace(optimizer=OptimizerSpec(name=spec.optimizer.name, learning_rate=learning_rate))
     compile_model(model, spec, only_task=task)

@@ -33,8 +33,12 @@ class MultiTaskModel(keras.Model):
     With fixed weights it trains like any compiled Keras model. When the graph holds
     :class:`TaskUncertainty` layers, ``compute_loss`` replaces the fixed weighting by
     ``sum_i 0.5 * exp(-s_i) * L_i + 0.5 * s_i`` with learned ``s_i`` (Keras 3 takes only
-    float loss weights, so learned ones need this override).
+    float loss weights, so learned ones need this override). While ``only_task`` names a
+    task (set by ``compile_model`` for fine-tuning) the compiled 0/1 weights apply instead,
+    so that task trains on its plain loss and no learned weight moves.
     """
+
+    only_task: str | None = None  # a plain attribute that compile_model sets; not saved with the model
 
     def __init__(self, *args, **kwargs):
         # (*args, **kwargs) keeps the class revivable as a functional model on load.
@@ -46,7 +50,7 @@ class MultiTaskModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         weights = self.uncertainty_layers()
-        if not weights or y is None:
+        if not weights or y is None or self.only_task is not None:
             return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
         total = ops.zeros(())
         for name, layer in weights.items():

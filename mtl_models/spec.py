@@ -39,6 +39,8 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
 }
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Layers named ``backbone...__*`` are the shared trunk (see backbone.is_backbone_layer).
+RESERVED_TASK_PREFIX = "backbone"
 
 
 def _check_name(field_name: str, value: object) -> None:
@@ -64,6 +66,16 @@ def _check_rate(field_name: str, value: object) -> None:
 def _check_choice(field_name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise SpecError(field_name, f"must be one of {list(choices)}", value)
+
+
+def _check_type(field_name: str, value: object, cls: type) -> None:
+    if not isinstance(value, cls):
+        raise SpecError(field_name, f"must be a {cls.__name__}", value)
+
+
+def _check_tuple_of(field_name: str, values: object, cls: type) -> None:
+    if not isinstance(values, tuple) or not all(isinstance(v, cls) for v in values):
+        raise SpecError(field_name, f"must be a list of {cls.__name__}", values)
 
 
 def _as_tuple(value: object) -> object:
@@ -125,7 +137,9 @@ class TaskSpec:
     """What one task predicts and how it is scored.
 
     ``num_classes``: classes (classification, multi-class segmentation), labels
-    (multilabel); 1 for binary and binary masks. ``output_dim``: regression targets.
+    (multilabel); 1 for binary and binary masks; unused (left at 1) for regression.
+    ``output_dim``: regression targets; unused (left at 1) for every other kind.
+    ``name`` may not start with ``backbone`` (reserved for the shared trunk's layers).
     ``activation``: regression output, ``linear`` or ``sigmoid`` (targets in [0, 1]).
     ``metrics``: the first is the task's score in objectives and tables.
     """
@@ -141,6 +155,9 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         _check_name("tasks.name", self.name)
+        if self.name.startswith(RESERVED_TASK_PREFIX):
+            raise SpecError("tasks.name", f"must not start with {RESERVED_TASK_PREFIX!r} (reserved for the shared "
+                            "trunk's layers)", self.name)
         where = f"tasks[{self.name}]"
         _check_choice(f"{where}.kind", self.kind, TASK_KINDS)
         _check_int(f"{where}.num_classes", self.num_classes, 1)
@@ -149,6 +166,12 @@ class TaskSpec:
             raise SpecError(f"{where}.num_classes", "must be >= 2 for a classification task", self.num_classes)
         if self.kind == "binary" and self.num_classes != 1:
             raise SpecError(f"{where}.num_classes", "must be 1 for a binary task (use multilabel)", self.num_classes)
+        if self.kind == "regression" and self.num_classes != 1:
+            raise SpecError(f"{where}.num_classes", "is not used by a regression task; set output_dim instead",
+                            self.num_classes)
+        if self.kind != "regression" and self.output_dim != 1:
+            raise SpecError(f"{where}.output_dim", f"is only for regression tasks; a {self.kind} task takes its "
+                            "output size from num_classes", self.output_dim)
         _check_choice(f"{where}.activation", self.activation, ("linear", "sigmoid"))
         if self.activation != "linear" and self.kind != "regression":
             raise SpecError(f"{where}.activation", f"is fixed by the kind for a {self.kind} task; leave it unset",
@@ -182,7 +205,10 @@ class HeadSpec:
     ``units=0`` means no hidden layer (the output sits on the shared features).
     ``transfer_from`` names heads whose hidden features are concatenated into this
     head's input ("semantic transfer"). ``stop_gradient`` keeps this head's loss from
-    reaching any shared weight.
+    reaching any shared weight. ``dropout`` follows the hidden layer (the decoder on a
+    segmentation head), so it needs ``units > 0``. ``loss_weight`` scales the task's loss
+    under ``loss_weighting="fixed"`` and is ignored under ``"uncertainty"``, where the
+    weight is learned.
     """
 
     task: TaskSpec
@@ -193,10 +219,14 @@ class HeadSpec:
     loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        _check_type("heads.task", self.task, TaskSpec)
         where = f"heads[{self.task.name}]"
         object.__setattr__(self, "transfer_from", _as_tuple(self.transfer_from))
         _check_int(f"{where}.units", self.units, 0)
         _check_rate(f"{where}.dropout", self.dropout)
+        if self.dropout and self.units == 0 and self.task.kind != "segmentation":
+            raise SpecError(f"{where}.dropout", "acts on the hidden layer, and units=0 means there is none; "
+                            "set units > 0 or leave dropout at 0", self.dropout)
         if not isinstance(self.stop_gradient, bool):
             raise SpecError(f"{where}.stop_gradient", "must be true or false", self.stop_gradient)
         if not isinstance(self.transfer_from, tuple) or not all(isinstance(t, str) for t in self.transfer_from):
@@ -275,7 +305,8 @@ class ModelSpec:
 
     ``sharing="separate"`` gives every head its own copy of the backbone (the baseline
     that hard sharing is compared against). ``freeze_backbone`` makes the shared
-    weights untrainable (fine-tuning).
+    weights untrainable (fine-tuning). Task names must differ from input names and
+    from ``<input>_norm`` (the layer that normalises an input), as every one names a layer.
     """
 
     inputs: tuple[InputSpec, ...]
@@ -290,6 +321,10 @@ class ModelSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", _as_tuple(self.inputs))
         object.__setattr__(self, "heads", _as_tuple(self.heads))
+        _check_tuple_of("inputs", self.inputs, InputSpec)
+        _check_tuple_of("heads", self.heads, HeadSpec)
+        _check_type("backbone", self.backbone, BackboneSpec)
+        _check_type("optimizer", self.optimizer, OptimizerSpec)
         _check_name("name", self.name)
         _check_choice("loss_weighting", self.loss_weighting, ("fixed", "uncertainty"))
         _check_choice("sharing", self.sharing, ("hard", "separate"))
@@ -301,6 +336,19 @@ class ModelSpec:
             raise SpecError("heads", "must declare at least one head", [])
         _unique("inputs.name", [i.name for i in self.inputs])
         _unique("heads.task.name", [h.name for h in self.heads])
+        # Inputs, their normalisation layers and task outputs are layers of one model: their names must not clash.
+        norm_layers = {f"{i.name}_norm": i.name for i in self.inputs}
+        for spec in self.inputs:
+            if spec.name in norm_layers:
+                raise SpecError("inputs.name", "must not be <input>_norm for another input (that names the layer "
+                                f"normalising input {norm_layers[spec.name]!r})", spec.name)
+        input_names = {i.name for i in self.inputs}
+        for head in self.heads:
+            if head.name in input_names:
+                raise SpecError("heads.task.name", "must differ from every input name", head.name)
+            if head.name in norm_layers:
+                raise SpecError("heads.task.name", "must not be <input>_norm for an input (that names the layer "
+                                f"normalising input {norm_layers[head.name]!r})", head.name)
         images = [i for i in self.inputs if i.kind == "image"]
         if len(images) > 1:
             raise SpecError("inputs", "may hold at most one image input", [i.name for i in images])

@@ -170,6 +170,26 @@ def test_finetune_one_head_changes_that_head_only():
     assert all(path.startswith("C__") or path.startswith("C/") for path in changed), changed
 
 
+@pytest.mark.parametrize("loss_weighting", ["fixed", "uncertainty"])
+def test_finetune_trains_the_task_plain_loss_alone(loss_weighting):
+    # Network (b): B reads A's hidden features, so B's loss would reach A's head if it counted.
+    spec = _network_b(loss_weighting=loss_weighting)
+    model = build_model(spec)
+    x, y = _data()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    log_vars = {name: float(layer.log_var.numpy()) for name, layer in model.uncertainty_layers().items()}
+    assert len(log_vars) == (3 if loss_weighting == "uncertainty" else 0)
+    freeze_for_finetune(model, spec, "A", learning_rate=1e-2)
+    snapshot = {v.path: v.numpy().copy() for v in model.weights}
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    changed = {path for path, value in snapshot.items() if not np.array_equal(value, _weight(model, path))}
+    assert changed
+    assert all(path.startswith(("A__", "A/")) for path in changed), changed
+    assert {name: float(layer.log_var.numpy()) for name, layer in model.uncertainty_layers().items()} == log_vars
+    pred = model(x)
+    assert float(model.compute_loss(x, y, pred)) == pytest.approx(float(model.loss["A"](y["A"], pred["A"])), rel=1e-5)
+
+
 def _weight(model, path):
     return next(v.numpy() for v in model.weights if v.path == path)
 

@@ -71,6 +71,23 @@ def _spec(**changes):
             "inputs",
             "['image', 'other']",
         ),
+        # Names that would clash with another layer of the built model.
+        (lambda: _spec(heads=(HeadSpec(TaskSpec("image", "binary")),)), "heads.task.name", "'image'"),
+        (lambda: _spec(heads=(HeadSpec(TaskSpec("image_norm", "binary")),)), "heads.task.name", "'image_norm'"),
+        (lambda: _spec(inputs=(_image(), InputSpec("image_norm", (4,)))), "inputs.name", "'image_norm'"),
+        (lambda: TaskSpec("backbone", "binary"), "tasks.name", "'backbone'"),
+        (lambda: TaskSpec("backbone_A", "binary"), "tasks.name", "'backbone_A'"),
+        # Wrong nested types.
+        (lambda: _spec(heads=("A",)), "heads", "('A',)"),
+        (lambda: _spec(backbone={"blocks": 2}), "backbone", "{'blocks': 2}"),
+        (lambda: _spec(optimizer="adam"), "optimizer", "'adam'"),
+        (lambda: _spec(inputs=_image()), "inputs", repr(_image())),
+        (lambda: HeadSpec("A"), "heads.task", "'A'"),
+        # Fields the kind does not use.
+        (lambda: TaskSpec("A", "regression", num_classes=3), "tasks[A].num_classes", "3"),
+        (lambda: TaskSpec("A", "classification", num_classes=3, output_dim=2), "tasks[A].output_dim", "2"),
+        (lambda: TaskSpec("A", "segmentation", output_dim=2), "tasks[A].output_dim", "2"),
+        (lambda: HeadSpec(TaskSpec("A", "binary"), units=0, dropout=0.3), "heads[A].dropout", "0.3"),
     ],
 )
 def test_invalid_spec_names_field_rule_and_value(make, field, value):
@@ -132,6 +149,24 @@ def test_from_dict_rejects_unknown_and_missing_keys(mutate, field):
     with pytest.raises(SpecError) as info:
         ModelSpec.from_dict(data)
     assert info.value.field == field
+
+
+def test_head_dropout_without_hidden_layer_says_to_set_units():
+    with pytest.raises(SpecError, match=r"set units > 0"):
+        HeadSpec(TaskSpec("A", "binary"), units=0, dropout=0.3)
+    assert HeadSpec(TaskSpec("A", "binary"), units=0).dropout == 0.0
+
+
+def test_loss_weight_is_accepted_under_uncertainty_weighting():
+    # The search space samples the weighting mode, so a fixed weight may meet learned ones; it is ignored.
+    spec = _spec(heads=_heads(loss_weight=2.0), loss_weighting="uncertainty")
+    assert spec.head("B").loss_weight == 2.0
+    assert "ignored" in HeadSpec.__doc__
+
+
+def test_a_task_may_be_named_like_an_input_only_in_part():
+    spec = _spec(heads=(HeadSpec(TaskSpec("image_kind", "binary")), HeadSpec(TaskSpec("norm", "binary"))))
+    assert [h.name for h in spec.heads] == ["image_kind", "norm"]
 
 
 def test_task_defaults_follow_kind():
