@@ -8,12 +8,13 @@ loads the data set the network was made for.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mtl_models.data import Dataset, example_b_source, load_dataset, normalized_inputs, write_example_b
-from mtl_models.errors import SpecError
+from mtl_models.errors import DataError, SpecError
 from mtl_models.spec import BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, TaskSpec
 
 __all__ = ["REFERENCES", "Reference", "reference", "reference_data", "reference_info"]
@@ -21,11 +22,12 @@ __all__ = ["REFERENCES", "Reference", "reference", "reference_data", "reference_
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference network: its data set, how it is split and judged, and how it is built."""
+    """A reference network: its data set and tasks, how it is split and judged, and how it is built."""
 
     name: str
     title: str
     dataset: str
+    tasks: tuple[str, ...]  # the task names its heads are built for, in head order
     stratify: str | None  # the classification task the split is stratified by
     select_by: str  # the task whose score picks the best model
     build: Callable[[tuple[InputSpec, ...], dict[str, TaskSpec]], ModelSpec] = field(repr=False)
@@ -96,14 +98,16 @@ def _e(inputs, tasks) -> ModelSpec:
 
 
 REFERENCES: dict[str, Reference] = {
-    "a": Reference("a", "digit + synthetic colour, residual backbone", "digits", "digit", "digit", _a,
-                   {"colour_task": "softmax"}),
-    "b": Reference("b", "A 10-class, B 32-class, C in [0,1]; transfer A->B, stop-gradient on C", "npz", "A", "B", _b),
-    "c": Reference("c", "three inputs -> binary class, segmentation mask, regression", "segmentation", "label",
-                   "mask", _c),
-    "d": Reference("d", "coloured digits: digit (softmax) and colour (sigmoid)", "digits", "digit", "digit", _d,
-                   {"colour_task": "binary"}),
-    "e": Reference("e", "shapes: type, colour, midpoint", "shapes", "shape", "midpoint", _e),
+    "a": Reference("a", "digit + synthetic colour, residual backbone", "digits", ("digit", "colour"), "digit",
+                   "digit", _a, {"colour_task": "softmax"}),
+    "b": Reference("b", "A 10-class, B 32-class, C in [0,1]; transfer A->B, stop-gradient on C", "npz",
+                   ("A", "B", "C"), "A", "B", _b),
+    "c": Reference("c", "three inputs -> binary class, segmentation mask, regression", "segmentation",
+                   ("label", "mask", "value"), "label", "mask", _c),
+    "d": Reference("d", "coloured digits: digit (softmax) and colour (sigmoid)", "digits", ("digit", "colour"),
+                   "digit", "digit", _d, {"colour_task": "binary"}),
+    "e": Reference("e", "shapes: type, colour, midpoint", "shapes", ("shape", "colour", "midpoint"), "shape",
+                   "midpoint", _e),
 }
 
 
@@ -119,7 +123,8 @@ def reference_data(name: str, *, n_samples: int | None = None, seed: int = 0, pa
     """Load the data set network ``name`` was made for.
 
     Network (b) reads an NPZ file (X (N,32,32), y (N,3)); without ``path`` a generated
-    example file in that format is written to a temporary directory and loaded.
+    example file in that format is written to a temporary directory, loaded into memory,
+    and deleted with its directory.
     """
     ref = reference_info(name)
     options = dict(ref.dataset_options)
@@ -127,10 +132,11 @@ def reference_data(name: str, *, n_samples: int | None = None, seed: int = 0, pa
         options["n_samples"] = n_samples
     if ref.dataset != "npz":
         return load_dataset(ref.dataset, seed=seed, **options)
-    if path is None:
-        path = Path(tempfile.mkdtemp(prefix="mtl_b_")) / "example_b.npz"
-        write_example_b(path, n_samples=n_samples or 1000, seed=seed)
-    return load_dataset("npz", source=example_b_source(str(path)))
+    if path is not None:
+        return load_dataset("npz", source=example_b_source(str(path)))
+    with tempfile.TemporaryDirectory(prefix="mtl_b_") as directory:
+        generated = write_example_b(Path(directory) / "example_b.npz", n_samples=n_samples or 1000, seed=seed)
+        return load_dataset("npz", source=example_b_source(generated))
 
 
 def reference(name: str, *, train: Dataset | None = None) -> ModelSpec:
@@ -138,9 +144,15 @@ def reference(name: str, *, train: Dataset | None = None) -> ModelSpec:
 
     With ``train`` (the training split), inputs and tasks come from it and the inputs
     carry its normalisation statistics; without, a few samples of the reference data
-    set give the shapes and tasks (no normalisation).
+    set give the shapes and tasks (no normalisation). Raises :class:`DataError` when
+    ``train`` lacks a task the network has a head for.
     """
     ref = reference_info(name)
     data = train if train is not None else reference_data(name, n_samples=32)
+    tasks = {t.name: t for t in data.tasks}
+    missing = [t for t in ref.tasks if t not in tasks]
+    if missing:
+        raise DataError(f"`train` must hold the tasks of reference network {name!r} {list(ref.tasks)}, but data "
+                        f"set {data.name!r} has the tasks {list(tasks)} (missing {missing}).")
     inputs = normalized_inputs(data) if train is not None else data.input_specs()
-    return ref.build(tuple(inputs), {t.name: t for t in data.tasks})
+    return ref.build(tuple(inputs), tasks)

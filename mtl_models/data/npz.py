@@ -2,8 +2,8 @@
 
 Nothing in the file is trusted: pickled object arrays are refused, and every way the
 arrays can disagree with the declared tasks (missing, wrong length, NaN or inf, a label
-outside its classes, a wrong image shape) is a :class:`DataError` that names the array
-and the file.
+outside its classes, a wrong image shape, a mask that does not fit its image) is a
+:class:`DataError` that names the array and the file.
 """
 
 from __future__ import annotations
@@ -153,7 +153,10 @@ def load_npz(source: NpzSource) -> Dataset:
                                 f"[0, {values.shape[1]}) (shape {values.shape}), but got column={spec.column}.")
             values = values[:, spec.column]
             where += f" column {spec.column}"
-        targets[spec.task.name] = as_target(values, spec.task, f"{where} in '{path}' (task {spec.task.name!r})")
+        where += f" in '{path}' (task {spec.task.name!r})"
+        if spec.task.kind == "segmentation":
+            _check_mask_size(spec.task, values, inputs, where)
+        targets[spec.task.name] = as_target(values, spec.task, where)
     return Dataset(name=path.stem or "npz", inputs=inputs, targets=targets, tasks=tuple(t.task for t in source.tasks))
 
 
@@ -193,3 +196,24 @@ def _check_image_shape(source: NpzSource, inputs: dict[str, np.ndarray], path: P
         if actual != source.image_shape:
             raise DataError(f"Array '{source.inputs[name]}' in '{path}' (input {name!r}) must hold images of shape "
                             f"{source.image_shape}, but holds {image.shape[1:]} (array shape {image.shape}).")
+
+
+def _check_mask_size(task: TaskSpec, mask: np.ndarray, inputs: dict[str, np.ndarray], where: str) -> None:
+    """A segmentation mask must cover its image pixel for pixel; checked here so the error names the file."""
+    images = {name: a for name, a in inputs.items() if a.ndim == 4}
+    if task.input is not None:
+        if task.input not in images:
+            raise DataError(f"{where}: `input` must name an image input {sorted(images)}, but got "
+                            f"input={task.input!r}.")
+        image = task.input
+    elif len(images) == 1:
+        image = next(iter(images))
+    else:
+        raise DataError(f"{where}: a segmentation mask needs exactly one image input (or `input` naming one), "
+                        f"but the image inputs are {sorted(images)}.")
+    if mask.ndim not in (3, 4):
+        return  # a wrong rank: as_target names the shapes it accepts
+    height, width = images[image].shape[1:3]
+    if mask.shape[1:3] != (height, width):
+        raise DataError(f"{where}: a segmentation mask must have the height and width of image input {image!r}, "
+                        f"shape (N, {height}, {width}) or (N, {height}, {width}, 1), but has shape {mask.shape}.")

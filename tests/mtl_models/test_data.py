@@ -70,14 +70,6 @@ def _same(a: Dataset, b: Dataset) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(arrays(a), arrays(b), strict=True))
 
 
-LOADERS = {
-    "shapes": lambda seed: load_shapes(n_samples=60, image_size=24, seed=seed),
-    "digits": lambda seed: load_digits(n_samples=60, seed=seed),
-    "digits_binary": lambda seed: load_digits(n_samples=60, colour_task="binary", seed=seed),
-    "segmentation": lambda seed: load_segmentation(n_samples=40, seed=seed),
-}
-
-
 @pytest.fixture(scope="module")
 def example_b(tmp_path_factory):
     return write_example_b(tmp_path_factory.mktemp("b") / "b.npz", n_samples=320, seed=3)
@@ -86,14 +78,127 @@ def example_b(tmp_path_factory):
 # -- every data set -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("which", sorted(LOADERS))
-def test_loader_conventions_and_determinism(which):
-    first, again, other = LOADERS[which](0), LOADERS[which](0), LOADERS[which](1)
-    check_conventions(first)
-    assert len(first) == 60 or which == "segmentation"
-    assert _same(first, again)
-    assert not _same(first, other)
-    assert [s.name for s in first.input_specs()] == list(first.inputs)
+# Each loader as the registry names it, small, with what it declares: inputs in order as (name, per-sample
+# shape), tasks as (name, kind, classes or output_dim), each target's dtype, per-sample shape and values
+# (an int k: labels 0..k-1, each present; "01": only 0 and 1; (low, high): bounds; None: finite), and the
+# task its reference network stratifies the split by.
+DECLARED = {
+    "shapes": {
+        "options": {"n_samples": 120, "image_size": 24},
+        "inputs": [("image", (24, 24, 3))],
+        "tasks": [("shape", "classification", 4), ("colour", "classification", 5), ("midpoint", "regression", 2)],
+        "targets": {"shape": (np.int32, (), 4), "colour": (np.int32, (), 5), "midpoint": (np.float32, (2,), (0, 1))},
+        "stratify": "shape",
+    },
+    "digits": {
+        "options": {"n_samples": 200},
+        "inputs": [("image", (28, 28, 3))],
+        "tasks": [("digit", "classification", 10), ("colour", "classification", 5)],
+        "targets": {"digit": (np.int32, (), 10), "colour": (np.int32, (), 5)},
+        "stratify": "digit",
+    },
+    "digits_binary": {
+        "options": {"n_samples": 200, "colour_task": "binary"},
+        "inputs": [("image", (28, 28, 3))],
+        "tasks": [("digit", "classification", 10), ("colour", "binary", 1)],
+        "targets": {"digit": (np.int32, (), 10), "colour": (np.float32, (1,), "01")},
+        "stratify": "digit",
+    },
+    "segmentation": {
+        "options": {"n_samples": 80},
+        "inputs": [("tabular_a", (10,)), ("image", (32, 32, 3)), ("tabular_b", (5,))],
+        "tasks": [("label", "binary", 1), ("mask", "segmentation", 1), ("value", "regression", 1)],
+        "targets": {"label": (np.float32, (1,), "01"), "mask": (np.float32, (32, 32, 1), "01"),
+                    "value": (np.float32, (1,), None)},
+        "stratify": "label",
+    },
+    "npz": {  # network (b)'s format, in a file written with these options (see the `load` fixture)
+        "options": {"n_samples": 160},
+        "inputs": [("image", (32, 32, 1))],
+        "tasks": [("A", "classification", 10), ("B", "classification", 32), ("C", "regression", 1)],
+        "targets": {"A": (np.int32, (), 10), "B": (np.int32, (), 32), "C": (np.float32, (1,), (0, 1))},
+        "stratify": "A",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def load(tmp_path_factory):
+    """``load(which, seed)``: the data set ``which`` names in DECLARED, through the registry."""
+    directory = tmp_path_factory.mktemp("npz")
+
+    def load_one(which, seed):
+        options = DECLARED[which]["options"]
+        if which == "npz":
+            path = write_example_b(directory / f"b_{seed}.npz", seed=seed, **options)
+            return load_dataset("npz", source=example_b_source(path))
+        return load_dataset(which.split("_")[0], seed=seed, **options)
+
+    return load_one
+
+
+def _rows(ds: Dataset) -> list[bytes]:
+    """One key per row: the bytes of all its inputs and targets."""
+    arrays = [*ds.inputs.values(), *ds.targets.values()]
+    return [b"".join(a[i].tobytes() for a in arrays) for i in range(len(ds))]
+
+
+def test_every_registered_loader_is_declared_here():
+    assert {which.split("_")[0] for which in DECLARED} == set(DATASETS)
+
+
+@pytest.mark.parametrize("which", sorted(DECLARED))
+def test_loader_declares_its_inputs_tasks_and_targets(which, load):
+    declared = DECLARED[which]
+    ds = load(which, 0)
+    n = declared["options"]["n_samples"]
+    assert len(ds) == n
+    assert [(s.name, s.shape) for s in ds.input_specs()] == declared["inputs"]
+    for name, shape in declared["inputs"]:
+        array = ds.inputs[name]
+        assert array.dtype == np.float32 and array.shape == (n, *shape) and np.isfinite(array).all()
+        if len(shape) == 3:
+            assert 0.0 <= array.min() and array.max() <= 1.0
+    sizes = [(t.name, t.kind, t.output_dim if t.kind == "regression" else t.num_classes) for t in ds.tasks]
+    assert sizes == declared["tasks"]
+    assert list(ds.targets) == [t.name for t in ds.tasks]
+    for name, (dtype, shape, values) in declared["targets"].items():
+        y = ds.targets[name]
+        assert y.dtype == dtype and y.shape == (n, *shape), name
+        if isinstance(values, int):
+            assert set(np.unique(y)) == set(range(values)), name  # in range, and every class present
+        elif values == "01":
+            assert set(np.unique(y)) == {0.0, 1.0}, name
+        elif values is not None:
+            assert values[0] <= y.min() and y.max() <= values[1], name
+        assert np.isfinite(y).all(), name
+    check_conventions(ds)
+
+
+@pytest.mark.parametrize("which", sorted(DECLARED))
+def test_loader_gives_the_same_data_for_the_same_seed(which, load):
+    first = load(which, 0)
+    assert _same(first, load(which, 0))
+    assert not _same(first, load(which, 1))
+
+
+@pytest.mark.parametrize("which", sorted(DECLARED))
+def test_seeded_split_of_each_loader_is_disjoint_and_stratified(which, load):
+    ds, stratify = load(which, 0), DECLARED[which]["stratify"]
+    parts = split(ds, val_fraction=0.25, test_fraction=0.25, seed=3, stratify=stratify)
+    rows = _rows(ds)
+    assert len(set(rows)) == len(ds)  # distinct rows, so a row's bytes say which row it is
+    train, val, test = (set(_rows(p)) for p in (parts.train, parts.val, parts.test))
+    assert not (train & val or train & test or val & test) and train | val | test == set(rows)
+    assert sum(parts.sizes().values()) == len(ds)
+    labels = ds.targets[stratify].reshape(-1).astype(int)
+    classes = labels.max() + 1
+    for part, fraction in ((parts.train, 0.5), (parts.val, 0.25), (parts.test, 0.25)):
+        counts = np.bincount(part.targets[stratify].reshape(-1).astype(int), minlength=classes)
+        # Two stratified draws each give every class its share rounded up or down: within 2 of the exact share.
+        assert np.abs(counts - fraction * np.bincount(labels, minlength=classes)).max() < 2, part
+    again = split(ds, val_fraction=0.25, test_fraction=0.25, seed=3, stratify=stratify)
+    assert all(_same(a, b) for a, b in zip((again.train, again.val, again.test), (parts.train, parts.val, parts.test)))
 
 
 def test_npz_example_b_round_trip(example_b):
@@ -324,6 +429,18 @@ def _set(name, column, value, row=2):
     return change
 
 
+TASK_M = NpzTask(TaskSpec("m", "segmentation"), array="M")
+
+
+def _mask(mask_shape, task=TASK_M, inputs=None):
+    """A file with images ``X`` (6, 8, 8) and masks ``M`` (6, *mask_shape)."""
+    def make(tmp_path):
+        np.savez(tmp_path / "bad.npz", **_good(), M=np.zeros((6, *mask_shape), np.float32))
+        return NpzSource(path=str(tmp_path / "bad.npz"), tasks=(task,), inputs=inputs or {"image": "X"})
+
+    return make
+
+
 def _raw_file(content):
     def make(tmp_path):
         (tmp_path / "bad.npz").write_bytes(content)
@@ -352,6 +469,13 @@ BAD_NPZ = {
     "column of a 1-D array": (_bad(lambda a: a.update(y=a["y"][:, 0])), "'y'.*2-D.*column=0"),
     "sigmoid target out of range": (_bad(_set("y", 1, 1.25)), r"'y' column 1.*\[0, 1\].*1.25"),
     "text array": (_bad(lambda a: a.update(X=np.array(["a"] * 6))), "'X'.*numbers"),
+    "mask smaller than its image": (_mask((6, 6)), (r"'M' in '.*bad\.npz' \(task 'm'\): a segmentation mask must "
+                                    r"have the height and width of image input 'image'.*\(N, 8, 8\).*\(6, 6, 6\)")),
+    "mask taller than its image": (_mask((9, 8, 1)), r"'M' in '.*bad\.npz' \(task 'm'\).*\(N, 8, 8, 1\).*\(6, 9, 8, 1\)"),
+    "mask without an image": (_mask((8, 8), inputs={"features": "y"}),
+                              r"'M' in '.*bad\.npz' \(task 'm'\).*exactly one image input.*\[\]"),
+    "mask naming a missing input": (_mask((8, 8), task=NpzTask(TaskSpec("m", "segmentation", input="photo"), "M")),
+                                    r"'M' in '.*bad\.npz' \(task 'm'\).*\['image'\].*input='photo'"),
 }
 
 
@@ -360,6 +484,13 @@ def test_bad_npz_is_refused_naming_the_array(tmp_path, case):
     make, message = BAD_NPZ[case]
     with pytest.raises(DataError, match=message):
         load_npz(make(tmp_path))
+
+
+@pytest.mark.parametrize("mask_shape", [(8, 8), (8, 8, 1)])
+def test_npz_mask_that_fits_its_image_loads(tmp_path, mask_shape):
+    ds = load_npz(_mask(mask_shape)(tmp_path))
+    check_conventions(ds)
+    assert ds.targets["m"].shape == (6, 8, 8, 1)
 
 
 def test_npz_image_shape_is_checked(tmp_path):
