@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -13,10 +15,11 @@ import yaml
 
 from search.config import Experiment, load_experiment
 from search.engines.common import leaderboard_spec
-from search.errors import ConfigError, SearchError
+from search.errors import ConfigError
 from search.prepared import Prepared, prepare
-from search.leaderboard import load_records, write_leaderboard
-from search.rundir import check_writable, choose_run_dir, create_run_dir, default_study_storage, read_run_info
+from search.leaderboard import FINISHED, load_records, write_leaderboard
+from search.rundir import (check_study_storage, check_writable, choose_run_dir, create_run_dir,
+                           default_study_storage, read_run_info, record_session)
 
 __all__ = ["run", "resume", "results", "resume_command"]
 
@@ -34,6 +37,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
     cluster is joined and ``storage`` (default: the run directory) must be shared by all nodes.
     Every check of the input runs before Ray starts; nothing is created on bad input.
     """
+    started = time.time()
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
     text = yaml.safe_dump(_portable(experiment), sort_keys=False)
@@ -51,6 +55,8 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
     elif experiment.engine == "keras-tuner":
         raise ConfigError("--address", "needs engine ray-tune; engine keras-tuner runs in this process", address)
     study_storage = experiment.study_storage or default_study_storage(run_dir)
+    if experiment.study_storage and experiment.engine == "ray-tune":
+        check_study_storage(experiment.study_storage)
 
     from search import cluster
 
@@ -72,8 +78,8 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
         study = (f"study: optuna-dashboard {info.study_storage}" if experiment.engine == "ray-tune"
                  else f"KerasTuner state: {run_dir / 'keras_tuner'}")
         progress(f"Objective: {prepared.objective.describe()}. Results: {run_dir}/leaderboard.md; {study}")
-        return _drive(prepared, run_dir, storage_path, study_storage, progress, restore=False)
-    except (ConfigError, SearchError):
+        return _drive(prepared, run_dir, storage_path, study_storage, progress, command="run", started=started)
+    except Exception:
         if created and not any((run_dir / "trials").glob("*.json")):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave nothing behind
         raise
@@ -84,6 +90,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
 def resume(run_dir: str | Path, *, address: str | None = None,
            progress: Callable[[str], None] = print) -> pd.DataFrame:
     """Continue an interrupted search in ``run_dir``; finished trials are kept, not re-run."""
+    started = time.time()
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     experiment = load_experiment(run_dir / info.experiment_file)
@@ -91,10 +98,11 @@ def resume(run_dir: str | Path, *, address: str | None = None,
     address = address or info.address or os.environ.get("RAY_ADDRESS") or None
     description = _start(experiment, address)
     try:
-        done = sum(r.status in ("completed", "stopped early", "failed") for r in load_records(run_dir))
+        done = sum(r.status in FINISHED for r in load_records(run_dir))
         progress(f"Resuming {experiment.name!r} on {description}: {done} of {experiment.budget.trials} trials "
                  "finished before.")
-        return _drive(prepared, run_dir, Path(info.storage_path), info.study_storage, progress, restore=True)
+        return _drive(prepared, run_dir, Path(info.storage_path), info.study_storage, progress, command="resume",
+                      started=started)
     finally:
         _shutdown()
 
@@ -108,13 +116,13 @@ def results(run_dir: str | Path) -> pd.DataFrame:
 
 
 def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage: str,
-           progress: Callable[[str], None], *, restore: bool) -> pd.DataFrame:
+           progress: Callable[[str], None], *, command: str, started: float) -> pd.DataFrame:
     try:
         if prepared.experiment.engine == "keras-tuner":
             from search.engines import keras_tuner
 
             keras_tuner.fit(prepared, run_dir, progress=progress)  # continues from its saved state, if any
-        elif restore:
+        elif command == "resume":
             from search.engines import ray_tune
 
             ray_tune.restore(prepared, run_dir, storage_path=storage_path, progress=progress)
@@ -126,14 +134,25 @@ def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage:
         progress(f"Search interrupted. Resume it with:\n  {resume_command(run_dir)}")
         raise
     records = load_records(run_dir)
-    frame = write_leaderboard(run_dir, records, leaderboard_spec(prepared))
-    finished = sum(r.status in ("completed", "stopped early", "failed") for r in records)
+    finished = sum(r.status in FINISHED for r in records)
     unfinished = any(r.status in ("running", "pending", "interrupted") for r in records)
     budget = prepared.experiment.budget
     interrupted = unfinished or (finished < budget.trials and budget.time_limit_s is None)
+    if prepared.experiment.engine == "ray-tune":
+        from search.engines import ray_tune
+
+        ray_tune.settle_study(prepared, study_storage, records, ended=not interrupted)
+    frame = write_leaderboard(run_dir, records, leaderboard_spec(prepared))
     if interrupted:
         progress(f"Search stopped with {finished} of {budget.trials} trials finished. Resume it with:\n"
                  f"  {resume_command(run_dir)}")
+    best = frame["objective"].max() if "objective" in frame.columns and frame["objective"].notna().any() else None
+    session = record_session(run_dir, command=command, started=started,
+                             statuses=Counter(r.status for r in records),
+                             best_objective=None if best is None else float(best))
+    minutes, seconds = divmod(round(session["wall_s"]), 60)
+    progress(f"Search {'stopped' if interrupted else 'ended'} after {minutes} min {seconds} s "
+             f"(recorded in {run_dir / 'run.json'}).")
     frame.attrs["run_dir"] = str(run_dir)
     frame.attrs["interrupted"] = interrupted
     return frame

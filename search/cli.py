@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a search from an experiment file",
-                              description="Run a search. Without --address a local Ray is started on 127.0.0.1.")
+                              description="Run a search. Without --address (or $RAY_ADDRESS) a local Ray is "
+                                          "started on 127.0.0.1.")
     run.add_argument("experiment", type=Path, help="the experiment YAML file (see configs/)")
     run.add_argument("--results-dir", type=Path, default=Path("results"),
                      help="where run directories go (default: results/); the run writes results/<name>/, or "

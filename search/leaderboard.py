@@ -27,7 +27,9 @@ __all__ = [
     "STATUSES",
     "Column",
     "LeaderboardSpec",
+    "FINISHED",
     "ParamRange",
+    "SCORED",
     "TrialRecord",
     "build_leaderboard",
     "edge_note",
@@ -40,8 +42,12 @@ __all__ = [
     "write_leaderboard",
 ]
 
-# "interrupted": the search stopped (Ctrl-C, a killed driver) while the trial ran; a resume continues it.
-STATUSES = ("pending", "running", "completed", "stopped early", "failed", "interrupted")
+# "stopped early": the scheduler (ASHA, Hyperband) ended the trial; "out of time": the search's time limit
+# ended it before its last epoch; "interrupted": the search stopped (Ctrl-C, a killed driver) while the
+# trial ran, and a resume continues it.
+STATUSES = ("pending", "running", "completed", "stopped early", "out of time", "failed", "interrupted")
+SCORED = ("completed", "stopped early", "out of time")  # finished with a score: ranked, retrainable
+FINISHED = (*SCORED, "failed")  # will not run again
 # Leaderboard columns a metric or objective may not be named after.
 _RESERVED = ("rank", "trial", "status", "pareto", "epochs", "wall_s", "at_edge")
 
@@ -63,7 +69,7 @@ class TrialRecord:
     """
 
     trial_id: str
-    status: Literal["pending", "running", "completed", "stopped early", "failed", "interrupted"] = "pending"
+    status: Literal["pending", "running", "completed", "stopped early", "out of time", "failed", "interrupted"] = "pending"
     failure: str | None = None  # the reason, when status == "failed"
     params: Mapping[str, Any] = field(default_factory=dict)
     objective: float | None = None

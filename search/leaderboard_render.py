@@ -61,7 +61,7 @@ def _is_numeric(series) -> bool:
 def _counts_line(statuses: Sequence[str]) -> str:
     kinds = [str(s).split(":", 1)[0] for s in statuses]
     parts = [f"{kinds.count(k)} {k}" for k in ("completed", "stopped early", "failed", "running")]
-    for extra in ("interrupted", "pending"):
+    for extra in ("out of time", "interrupted", "pending"):
         if kinds.count(extra):
             parts.append(f"{kinds.count(extra)} {extra}")
     return f"{len(kinds)} trial{'' if len(kinds) == 1 else 's'}: " + ", ".join(parts)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from mtl_models.data import Splits, load_dataset, normalized_inputs, split
+from mtl_models.data import DATASETS, Splits, load_dataset, normalized_inputs, split
 from mtl_models.errors import DataError, SpecError
 from mtl_models.spec import BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, TaskSpec
 from search.config import Experiment
@@ -67,12 +67,14 @@ def prepare(experiment: Experiment) -> Prepared:
         path = Path(options["path"])
         if not path.is_absolute():  # relative to the experiment file, so configs travel with their data
             options["path"] = str(Path(experiment.source).parent / path)
+    field = "data.dataset" if experiment.data.dataset not in DATASETS else "data.options"
     try:
         data = load_dataset(experiment.data.dataset, **options)
+        field = "data.split"
         splits = split(data, val_fraction=experiment.data.val_fraction, test_fraction=experiment.data.test_fraction,
                        seed=experiment.data.split_seed, stratify=experiment.data.stratify)
     except DataError as exc:
-        raise ConfigError("data", str(exc).rstrip("."), experiment.data.dataset, show_value=False) from None
+        raise ConfigError(field, str(exc).rstrip("."), experiment.data.dataset, show_value=False) from None
     tasks = tuple(data.tasks)
     _check_model_section(experiment.model, tasks)
     prepared = Prepared(experiment, splits, tuple(normalized_inputs(splits.train)), tasks,

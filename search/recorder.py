@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +18,7 @@ from ray.tune import Callback
 
 from search.objective import ERROR_METRICS
 from search.trainable import MAX_RETRIES
-from search.leaderboard import LeaderboardSpec, TrialRecord, load_records, write_leaderboard
+from search.leaderboard import FINISHED, LeaderboardSpec, TrialRecord, load_records, write_leaderboard
 
 __all__ = ["Recorder", "failure_reason"]
 
@@ -98,7 +99,7 @@ class Recorder(Callback):
             if record is None or record.status not in ("running", "pending"):
                 continue
             if trial.status == "TERMINATED" and out_of_time:
-                self._update(trial, status="completed" if record.epochs >= self.max_epochs else "stopped early")
+                self._update(trial, status="completed" if record.epochs >= self.max_epochs else "out of time")
             elif trial.status == "ERROR":
                 self._update(trial, status="failed", failure=failure_reason(trial))
             else:
@@ -133,11 +134,8 @@ class Recorder(Callback):
 
     def _finished(self, trials) -> None:
         frame = self.write()
-        counts = {"completed": 0, "stopped early": 0, "failed": 0, "running": 0, "interrupted": 0}
-        for record in self.records.values():
-            if record.status in counts:
-                counts[record.status] += 1
-        done = counts["completed"] + counts["stopped early"] + counts["failed"]
+        counts = Counter(record.status for record in self.records.values())
+        done = sum(counts[status] for status in FINISHED)
         best = ""
         if len(frame) and "objective" in frame.columns and frame["objective"].notna().any():
             top = frame.iloc[0]

@@ -23,7 +23,7 @@ from search.config import load_experiment
 from search.errors import ConfigError
 from search.prepared import Prepared, prepare
 from search.recorder import failure_reason
-from search.leaderboard import build_leaderboard, load_records
+from search.leaderboard import SCORED, build_leaderboard, load_records
 from search.retrain_job import RESULT_FILE, Job, run_job
 from search.retrain_table import RetrainTable, build_table
 from search.rundir import check_writable, read_run_info
@@ -132,7 +132,7 @@ def top_configs(run_dir: Path, prepared: Prepared, top_k: int) -> list[tuple[str
     """The ``top_k`` best trials as the leaderboard ranks them (objective, or Pareto rank), best first."""
     from search.engines.common import leaderboard_spec
 
-    records = {r.trial_id: r for r in load_records(run_dir) if r.status in ("completed", "stopped early")}
+    records = {r.trial_id: r for r in load_records(run_dir) if r.status in SCORED}
     frame = build_leaderboard(list(records.values()), leaderboard_spec(prepared)) if records else None
     ranked = [] if frame is None else list(frame[frame["rank"].notna()]["trial"])
     if not ranked:

@@ -13,7 +13,7 @@ from pathlib import Path
 from search.errors import ConfigError, SearchError
 
 __all__ = ["RunInfo", "MIN_FREE_BYTES", "check_writable", "choose_run_dir", "create_run_dir", "default_study_storage",
-           "read_run_info"]
+           "check_study_storage", "read_run_info", "record_session"]
 
 # Checkpoints of a small search need room: refuse to start below this much free space.
 # MTL_SEARCH_MIN_FREE_MB raises it for big models (or lowers it on a small disk).
@@ -31,6 +31,7 @@ class RunInfo:
     study_storage: str  # the Optuna storage URL
     address: str | None  # the cluster, or None for an embedded Ray
     created: float
+    sessions: tuple[dict, ...] = ()  # one entry per run or resume: when, how long, how the trials ended
 
 
 def holds_search(path: Path) -> bool:
@@ -103,6 +104,40 @@ def create_run_dir(run_dir: Path, experiment_text: str, *, storage_path: Path, s
     return info
 
 
+def record_session(run_dir: Path, *, command: str, started: float, statuses: dict[str, int],
+                   best_objective: float | None) -> dict:
+    """Append a finished ``run`` or ``resume`` to ``run.json``: its wall time and how its trials ended."""
+    path = run_dir / "run.json"
+    stored = json.loads(path.read_text())
+    ended = time.time()
+    session = {"command": command, "started": round(started, 3), "ended": round(ended, 3),
+               "wall_s": round(ended - started, 1), "trials": dict(statuses), "best_objective": best_objective}
+    stored["sessions"] = [*stored.get("sessions", []), session]
+    path.write_text(json.dumps(stored, indent=2) + "\n")
+    return session
+
+
+def check_study_storage(url: str) -> None:
+    """Raise ConfigError unless the Optuna storage at ``url`` (an RDB URL) accepts a connection."""
+    import sqlalchemy
+
+    try:
+        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        engine = sqlalchemy.create_engine(url)
+    except Exception as exc:  # a malformed URL, or a database driver that is not installed
+        raise ConfigError("study_storage", f"must be an RDB URL Optuna can open ({type(exc).__name__}: {exc})",
+                          url.split("@")[-1]) from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        reason = str(exc).splitlines()[0]
+        raise ConfigError("study_storage", f"must be a database this machine can reach; connecting failed ({reason})",
+                          shown) from None
+    finally:
+        engine.dispose()
+
+
 def default_study_storage(run_dir: Path) -> str:
     """The Optuna study of a run: SQLite in the run directory."""
     return f"sqlite:///{run_dir.resolve() / 'study.db'}"
@@ -120,4 +155,5 @@ def read_run_info(run_dir: Path) -> RunInfo:
         raise SearchError(f"{path} is damaged ({exc}); it cannot be resumed.") from None
     storage = info.storage_path if Path(info.storage_path).is_absolute() else str(run_dir / info.storage_path)
     study = default_study_storage(run_dir) if info.study_storage == "sqlite:///study.db" else info.study_storage
-    return RunInfo(**{**info.__dict__, "storage_path": storage, "study_storage": study})
+    return RunInfo(**{**info.__dict__, "storage_path": storage, "study_storage": study,
+                      "sessions": tuple(info.sessions)})

@@ -191,8 +191,9 @@ def _param(name: Any, domain: Any, *, seen: Mapping[str, Param]) -> Param:
     if not isinstance(bounds, list) or len(bounds) != 2:
         raise ConfigError(f"{where}.{kind}", "must be [low, high]", bounds)
     low, high = (_number(f"{where}.{kind}", b, integer=kind == "int") for b in bounds)
-    if not low <= high:
-        raise ConfigError(f"{where}.{kind}", "`low <= high` must hold", bounds)
+    if not low < high:
+        raise ConfigError(f"{where}.{kind}", "`low < high` must hold (for a fixed value, set it under `model` "
+                          "and drop the search key)", bounds)
     if log and low <= 0:
         raise ConfigError(f"{where}.{kind}", "must have low > 0 on a log scale", bounds)
     if step is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 
+from search.leaderboard import FINISHED
 from search.prepared import Prepared
 
 __all__ = ["FAIL_ENV", "FAILURES_DIR", "MAX_RETRIES", "TrainingClock", "TrialFailure", "configure_tensorflow",
@@ -98,7 +99,7 @@ def train_trial(config: dict[str, Any], *, prepared: Prepared, run_dir: str | No
 
 def _finished_before(record: Path) -> bool:
     try:
-        return json.loads(record.read_text()).get("status") in ("completed", "stopped early", "failed")
+        return json.loads(record.read_text()).get("status") in FINISHED
     except (OSError, ValueError):
         return False
 

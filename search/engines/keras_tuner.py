@@ -19,7 +19,7 @@ import keras
 import keras_tuner as kt
 
 from search.engines.common import leaderboard_spec
-from search.leaderboard import TrialRecord, load_records, write_leaderboard
+from search.leaderboard import FINISHED, TrialRecord, load_records, write_leaderboard
 from search.prepared import Prepared
 from search.trainable import TrainingClock, configure_tensorflow
 
@@ -45,6 +45,7 @@ class _Objective(TrainingClock):
         self.prepared = prepared
         self.deadline = deadline
         self.rows: list[dict[str, float]] = []
+        self.out_of_time = False  # the deadline ended the trial
 
     def __deepcopy__(self, memo):  # KerasTuner deep-copies callbacks per trial; this one is per trial already
         return self
@@ -57,6 +58,7 @@ class _Objective(TrainingClock):
                           **{k: float(v) for k, v in logs.items() if k != MONITOR}, **self.timing()})
         if self.deadline is not None and time.time() >= self.deadline:
             self.model.stop_training = True
+            self.out_of_time = True
 
 
 class _HyperModel(kt.HyperModel):
@@ -105,7 +107,8 @@ def _tuner_class(base: type):
                 raise
             last = history.rows[-1]["epoch"] if history.rows else 0
             bad = [row["epoch"] for row in history.rows if not math.isfinite(row.get("loss", math.nan))]
-            self._finish(record, history, status="completed" if last >= budget.max_epochs else "stopped early",
+            status = "completed" if last >= budget.max_epochs else "out of time" if history.out_of_time else "stopped early"
+            self._finish(record, history, status=status,
                          failure=f"loss became nan at epoch {bad[0]}" if bad else None)
             return result
 
@@ -125,7 +128,7 @@ def _tuner_class(base: type):
                                   "wall_s": round(time.time() - record.started_at, 2), "history": tuple(history.rows)})
             done.write(self.run_dir / "trials" / f"{record.trial_id}.json")
             frame = write_leaderboard(self.run_dir, load_records(self.run_dir), leaderboard_spec(self.prepared))
-            finished = sum(r.status in ("completed", "stopped early", "failed") for r in load_records(self.run_dir))
+            finished = sum(r.status in FINISHED for r in load_records(self.run_dir))
             top = frame.iloc[0] if len(frame) and frame["objective"].notna().any() else None
             best_text = f" · best objective {top['objective']:.4f} (trial {top['trial']})" if top is not None else ""
             self.progress(f"[{time.strftime('%H:%M:%S')}] {finished} done · {status}: trial {record.trial_id}"

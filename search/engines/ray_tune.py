@@ -3,26 +3,33 @@
 Single-objective searches run ASHA on ``objective`` (max); multi-objective ones run
 Optuna's multi-objective study with FIFO (ASHA needs one metric). The Optuna study is
 a real RDB study (SQLite in the run directory by default), so optuna-dashboard opens it.
+
+The study and the leaderboard agree: Optuna is told each trial's best objective over its
+epochs (what the leaderboard ranks by), every study trial carries its Ray Tune trial id
+(user attribute ``ray_trial_id``), and trials that the time limit ended, which Ray Tune
+never reports to its searcher, are told when the search ends.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from search.leaderboard import FINISHED, TrialRecord
 from search.prepared import Prepared
 from search.recorder import Recorder
 from search.engines.common import leaderboard_spec
 from search.trainable import MAX_RETRIES, train_trial
 
-__all__ = ["TUNE_DIR", "make_sampler", "leaderboard_spec", "fit", "restore"]
+__all__ = ["TUNE_DIR", "TRIAL_ATTR", "make_sampler", "leaderboard_spec", "fit", "restore", "settle_study"]
 
 TUNE_DIR = "tune"  # Ray Tune's experiment directory name under the storage path
+TRIAL_ATTR = "ray_trial_id"  # the study trial's user attribute naming its Ray Tune trial
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -40,6 +47,56 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     raise ValueError(f"Unknown sampler {name!r}.")
+
+
+class _Search(OptunaSearch):
+    """Ray's OptunaSearch, tagging each study trial with the Ray Tune trial it configures."""
+
+    def suggest(self, trial_id: str) -> dict | None:
+        params = super().suggest(trial_id)
+        if trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr(TRIAL_ATTR, trial_id)
+        return params
+
+
+def settle_study(prepared: Prepared, study_storage: str, records: Iterable[TrialRecord], *, ended: bool) -> int:
+    """Tell the study how the trials it still holds as running ended, as the records say; returns how many.
+
+    Ray Tune ends the trials still running at its time limit without telling its searcher, which
+    would leave them RUNNING in the study for good. Interrupted trials stay running: a resume
+    continues them. When the search has ``ended`` (its budget is spent), a trial the searcher
+    suggested but Ray Tune never started is told FAIL, with the reason as user attribute ``ended``.
+    """
+    objective = prepared.objective
+    by_id = {r.trial_id: r for r in records}
+    storage = optuna.storages.get_storage(study_storage)
+    study = optuna.load_study(study_name=prepared.experiment.name, storage=storage)
+    study_id = storage.get_study_id_from_name(prepared.experiment.name)
+    told = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if TRIAL_ATTR not in trial.user_attrs:
+            continue  # from a run before trials were tagged
+        record = by_id.get(trial.user_attrs[TRIAL_ATTR])
+        if record is None and ended:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            storage.set_trial_user_attr(trial_id, "ended", "never started: the search's budget ran out first")
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            told += 1
+            continue
+        if record is None or record.status not in FINISHED:
+            continue
+        if objective.multi:
+            values = [(record.objectives or {}).get(t.key.removeprefix("val_")) for t in objective.terms]
+        else:
+            values = [record.objective]
+        if record.status == "failed":
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        elif any(v is None for v in values):
+            study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial.number, values if objective.multi else values[0])
+        told += 1
+    return told
 
 
 def _trainable(prepared: Prepared, run_dir: Path):
@@ -68,9 +125,10 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
     """Run the search to its budget (or until interrupted). Results land in ``run_dir``."""
     experiment = prepared.experiment
     objective = prepared.objective
-    searcher = OptunaSearch(
+    searcher = _Search(
         space=experiment.space.sample_optuna,
-        metric=objective.metric,
+        # the best objective so far, not the last epoch's: the value the leaderboard ranks by
+        metric=objective.metric if objective.multi else "best_objective",
         mode=objective.mode,
         sampler=make_sampler(experiment.searcher.sampler, experiment.seed),
         study_name=experiment.name,

@@ -4,6 +4,7 @@ Runs where TensorFlow sees a GPU; elsewhere it is skipped with the reason printe
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,9 +14,20 @@ import yaml
 from tests.search.conftest import TINY
 
 
+def _machine_env() -> dict[str, str]:
+    """The environment with the machine's own CUDA_VISIBLE_DEVICES (tests/conftest.py hides GPUs from the rest)."""
+    env = dict(os.environ)
+    original = env.pop("MTL_TESTS_CUDA_VISIBLE_DEVICES", "<unset>")
+    if original == "<unset>":
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = original
+    return env
+
+
 def _gpus() -> int:
     code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_machine_env())
     return int(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else 0
 
 
@@ -35,7 +47,7 @@ def test_four_quarter_gpu_trials_share_one_card(gpu, tmp_path):
     path = tmp_path / "gpu.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     result = subprocess.run([sys.executable, "-m", "search.cli", "run", str(path), "--results-dir", str(tmp_path / "r")],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=900, env=_machine_env())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in (tmp_path / "r" / "tiny" / "trials").glob("*.json")]
     assert len(records) == 4 and all(r["status"] == "completed" for r in records)

@@ -50,3 +50,14 @@ def write_experiment(tmp_path):
 def tiny_template():
     """The tiny experiment for module-scoped fixtures (copy before editing)."""
     return copy.deepcopy(TINY)
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Bad input must stop before Ray starts: starting it fails the test."""
+    import search.api
+
+    def start(*args, **kwargs):
+        raise AssertionError("Ray was started for an input that should have been refused first")
+
+    monkeypatch.setattr(search.api, "_start", start)

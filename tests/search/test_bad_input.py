@@ -58,7 +58,7 @@ def _mutations():
         (unknown_top, "`epochs`", "is not a known key"),
         (unknown_nested, "`budget.trails`", "is not a known key"),
         (unknown_model, "`model.backbone.filter`", "is not a known key"),
-        (low_above_high, "`space.optimizer.learning_rate.float`", "`low <= high` must hold"),
+        (low_above_high, "`space.optimizer.learning_rate.float`", "`low < high` must hold"),
         (no_spec_field, "`space.backbone.width`", "must name a field of the model spec"),
         (no_task, "`space.heads.size.units`", "must name a task"),
         (objective_task, "`objective.metric`", "must name a task"),
@@ -67,13 +67,13 @@ def _mutations():
         (bad_corner, "`space.backbone.blocks`", "divisible by 2**blocks"),
         (bad_type, "`budget.trials`", "must be an integer"),
         (bad_dropout, "`space.backbone.dropout`", "must be a float in [0, 1)"),
-        (unknown_dataset, "`data`", "cifar"),
+        (unknown_dataset, "`data.dataset`", "cifar"),
         (bad_when, "`space.heads.shape.units.when`", "must name a parameter declared above it"),
     ]
 
 
 @pytest.mark.parametrize(("mutate", "field", "rule"), _mutations(), ids=lambda v: getattr(v, "__name__", None))
-def test_bad_experiment_exits_2_naming_the_field(capsys, tmp_path, tiny, write_experiment, mutate, field, rule):
+def test_bad_experiment_exits_2_naming_the_field(capsys, tmp_path, tiny, write_experiment, no_ray, mutate, field, rule):
     mutate(tiny)
     results = tmp_path / "results"
     status, err = _run(capsys, write_experiment(tiny), results)
@@ -82,7 +82,7 @@ def test_bad_experiment_exits_2_naming_the_field(capsys, tmp_path, tiny, write_e
     assert not results.exists()
 
 
-def test_gpu_request_where_ray_sees_none(capsys, tmp_path, tiny, write_experiment, monkeypatch):
+def test_gpu_request_where_ray_sees_none(capsys, tmp_path, tiny, write_experiment, monkeypatch, no_ray):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # hide any GPU, so the test means the same everywhere
     tiny["resources"] = {"cpus": 1, "gpus": 0.25}
     results = tmp_path / "results"
@@ -92,7 +92,24 @@ def test_gpu_request_where_ray_sees_none(capsys, tmp_path, tiny, write_experimen
     assert not results.exists()
 
 
-def test_unwritable_results_directory(capsys, tiny, write_experiment):
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("sqlite:////nonexistent-dir/deeper/study.db", "connecting failed"),
+        ("postgresql://search:s3cret@127.0.0.1:1/optuna", "`study_storage`"),
+    ],
+)
+def test_study_storage_that_cannot_be_opened(capsys, tmp_path, tiny, write_experiment, no_ray, url, rule):
+    tiny["study_storage"] = url
+    results = tmp_path / "results"
+    status, err = _run(capsys, write_experiment(tiny), results)
+    assert status == 2, err
+    assert "`study_storage`" in err and rule in err, err
+    assert "s3cret" not in err  # a password in the URL is never printed
+    assert not results.exists()
+
+
+def test_unwritable_results_directory(capsys, tiny, write_experiment, no_ray):
     status, err = _run(capsys, write_experiment(tiny), "/proc/mtl-results")  # not writable, even for root
     assert status == 2
     assert "`results_dir`" in err and "must be writable" in err

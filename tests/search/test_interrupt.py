@@ -9,9 +9,7 @@ import time
 import optuna
 import yaml
 
-from search.leaderboard import load_records
-
-FINISHED = ("completed", "stopped early", "failed")
+from search.leaderboard import FINISHED, load_records
 
 
 def _finished(run_dir):

@@ -14,7 +14,7 @@ from search.cli import main
 from search.leaderboard import load_records, pareto_ranks
 from search.trainable import FAIL_ENV
 
-FINISHED = {"completed", "stopped early", "failed"}
+FINISHED = {"completed", "stopped early", "out of time", "failed"}
 FAILING = {"backbone.filters": 4, "optimizer.learning_rate": 0.005}
 
 
@@ -89,6 +89,46 @@ def test_sqlite_study_holds_every_trial(single_run):
     table_lrs = sorted(round(v, 9) for v in frame["optimizer.learning_rate"])
     assert study_lrs == table_lrs
     assert trials[0].params["backbone.filters"] == 4  # the enqueued initial point came first
+    _assert_study_agrees_with_leaderboard(study, run_dir)
+
+
+def _assert_study_agrees_with_leaderboard(study, run_dir):
+    """Every study trial is finished, names its leaderboard row, and holds that row's objective."""
+    records = {r.trial_id: r for r in load_records(run_dir)}
+    trials = study.get_trials(deepcopy=False)
+    assert set(records) <= {t.user_attrs["ray_trial_id"] for t in trials}
+    for trial in trials:
+        record = records.get(trial.user_attrs["ray_trial_id"])
+        if record is None:  # suggested when the time limit came: Ray Tune never started it
+            assert trial.state.name == "FAIL" and trial.user_attrs["ended"].startswith("never started")
+        elif record.status == "failed":
+            assert trial.state.name == "FAIL"
+        elif record.objective is None:  # ended before its first epoch's report
+            assert record.status == "out of time" and trial.state.name == "PRUNED"
+        else:
+            assert trial.state.name == "COMPLETE", (trial.number, record.status)
+            assert trial.value == pytest.approx(record.objective, abs=1e-9)
+
+
+def test_time_limit_ends_running_trials_as_out_of_time_and_the_study_is_told(tmp_path, tiny, write_experiment):
+    """Ray Tune does not tell its searcher about trials its time budget ends: the search settles them."""
+    tiny["budget"] = {"trials": 4, "max_epochs": 500, "time_limit_s": 25}
+    lines = []
+    frame = search.run(write_experiment(tiny), results_dir=tmp_path / "results", progress=lines.append)
+    run_dir = tmp_path / "results" / "tiny"
+    assert not frame.attrs["interrupted"]
+    out_of_time = frame[frame["status"] == "out of time"]
+    assert len(out_of_time) >= 1 and (out_of_time["epochs"] < 500).all()
+    assert "out of time" in (run_dir / "leaderboard.md").read_text().splitlines()[2]
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}")
+    _assert_study_agrees_with_leaderboard(study, run_dir)
+    # run.json records the session: its wall time and how its trials ended
+    session = json.loads((run_dir / "run.json").read_text())["sessions"][-1]
+    assert session["command"] == "run" and session["ended"] - session["started"] == pytest.approx(session["wall_s"], abs=0.1)
+    assert 25 <= session["wall_s"] < 120
+    assert session["trials"]["out of time"] == len(out_of_time) and sum(session["trials"].values()) == len(frame)
+    assert session["best_objective"] == pytest.approx(frame["objective"].max())
+    assert any(line.startswith("Search ended after") for line in lines)
 
 
 def test_trial_records_and_results_command(single_run, capsys):
