@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -128,11 +129,35 @@ def _check_spec(prepared: Prepared, params: Mapping[str, Any], field: str) -> No
     try:
         prepared.spec_for(params)
     except (SpecError, ConfigError) as exc:
+        located = _model_field(exc.field, prepared.tasks) if isinstance(exc, SpecError) and not params else None
+        if located:  # a fixed model field: name it where the experiment file has it
+            raise ConfigError(located, exc.rule, exc.value) from None
         if not params:
             raise ConfigError(field, f"gives an invalid model: {exc}", None, show_value=False) from None
         value = next(iter(params.values()))
         raise ConfigError(field, f"the value {value!r} gives an invalid model: {exc}", value,
                           show_value=False) from None
+
+
+_SPEC_HEAD = re.compile(r"^(?:model\.)?heads\[(\w+)\](.*)$")  # heads[<task or index>]..., as the spec names it
+_SPEC_TASK = re.compile(r"^tasks\[(\w+)\](.*)$")
+
+
+def _model_field(field: str, tasks: tuple[TaskSpec, ...]) -> str | None:
+    """Where a spec field sits in the experiment's ``model`` section, or None if it is not one of its fields.
+
+    The spec names heads by task (``heads[shape].units``) or by position (``model.heads[0].unit``);
+    the file keys them by task name (``model.heads.shape.units``).
+    """
+    if match := _SPEC_HEAD.match(field):
+        name = tasks[int(match[1])].name if match[1].isdigit() else match[1]
+        return f"model.heads.{name}{match[2]}"
+    if match := _SPEC_TASK.match(field):
+        return f"model.heads.{match[1]}.task{match[2]}"
+    root = field.removeprefix("model.").split(".", 1)[0]
+    if root in _MODEL_KEYS and root != "heads":
+        return f"model.{field.removeprefix('model.')}"
+    return None
 
 
 def _head_dict(task: TaskSpec, head: Mapping[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,9 @@ def _mutations():
     def bad_dropout(d):
         d["space"]["backbone.dropout"] = {"float": [0.0, 1.5]}
 
+    def task_override(d):
+        d["model"]["heads"]["midpoint"] = {"task": {"loss": "hinge"}}
+
     def unknown_dataset(d):
         d["data"]["dataset"] = "cifar"
 
@@ -67,6 +70,7 @@ def _mutations():
         (bad_corner, "`space.backbone.blocks`", "divisible by 2**blocks"),
         (bad_type, "`budget.trials`", "must be an integer"),
         (bad_dropout, "`space.backbone.dropout`", "must be a float in [0, 1)"),
+        (task_override, "`model.heads.midpoint.task.loss`", "Received: model.heads.midpoint.task.loss='hinge'"),
         (unknown_dataset, "`data.dataset`", "cifar"),
         (bad_when, "`space.heads.shape.units.when`", "must name a parameter declared above it"),
     ]

@@ -56,11 +56,11 @@ exp("type_cpus_zero", "`resources.cpus`", setp(["resources"], {"cpus": 0}))
 exp("type_gpus_negative", "`resources.gpus`", setp(["resources"], {"cpus": 1, "gpus": -1}))
 exp("type_time_limit_negative", "`budget.time_limit_s`", setp(["budget", "time_limit_s"], -5))
 exp("type_space_not_mapping", "`space`", setp(["space"], ["backbone.filters"]))
-exp("type_dropout_string", "`backbone.dropout`: must be a float in [0, 1)", setp(["model", "backbone", "dropout"], "lots"))
+exp("type_dropout_string", "`model.backbone.dropout`: must be a float in [0, 1)", setp(["model", "backbone", "dropout"], "lots"))
 # Unknown keys
 exp("unknown_top_key", "`epochs`", setp(["epochs"], 3))
 exp("unknown_split_key", "`data.split.train_fraction`", setp(["data", "split", "train_fraction"], 0.5))
-exp("unknown_head_key", ".unit`: is not a known key", setp(["model", "heads", "shape", "unit"], 8))
+exp("unknown_head_key", ["`model.heads.shape.unit`: is not a known key", "Received: model.heads.shape.unit=8"], setp(["model", "heads", "shape", "unit"], 8))
 exp("unknown_dataset", ["`data.dataset`", "must be one of", "'cifar'"], setp(["data", "dataset"], "cifar"))
 exp("unknown_sampler", "`searcher.sampler`", setp(["searcher"], {"sampler": "grid-ish"}))
 # Impossible ranges and values
@@ -71,7 +71,7 @@ exp("range_empty_choice", "`space.backbone.filters", setp(["space", "backbone.fi
 exp("range_dropout_one", "`space.backbone.dropout`", setp(["space", "backbone.dropout"], {"float": [0.0, 1.0]}))
 exp("range_fractions_sum", "`data.split.test_fraction`: plus val_fraction (0.6) must be < 1", setp(["data", "split"], {"val_fraction": 0.6, "test_fraction": 0.5}))
 exp("range_blocks_too_deep", "`space.backbone.blocks`", setp(["space", "backbone.blocks"], {"int": [1, 6]}))
-exp("range_filters_zero", "`backbone.filters`: must be an integer >= 1", setp(["model", "backbone", "filters"], 0))
+exp("range_filters_zero", ["`model.backbone.filters`: must be an integer >= 1", "Received: model.backbone.filters=0"], setp(["model", "backbone", "filters"], 0))
 # References to things that do not exist
 exp("ref_space_field", "`space.backbone.width`", setp(["space", "backbone.width"], {"int": [1, 4]}))
 exp("ref_space_task", "`space.heads.size.units`", setp(["space", "heads.size.units"], {"int": [1, 4]}))
@@ -79,7 +79,7 @@ exp("ref_objective_task", "`objective.metric`", setp(["objective"], {"metric": "
 exp("ref_objective_metric", "`objective.metric`", setp(["objective"], {"metric": "shape.mae"}))
 exp("ref_multi_metric", "`objective.metrics`", setp(["objective"], {"metrics": ["shape.accuracy", "position.mae"]}))
 exp("ref_when_later", "`space.heads.shape.units.when`", setp(["space", "heads.shape.units"], {"int": [8, 16], "when": {"loss_weighting": "fixed"}}))
-exp("ref_transfer_missing", ["`heads[shape].transfer_from`: must name existing tasks", "'position'"], setp(["model", "heads", "shape", "transfer_from"], ["position"]))
+exp("ref_transfer_missing", ["`model.heads.shape.transfer_from`: must name existing tasks", "'position'"], setp(["model", "heads", "shape", "transfer_from"], ["position"]))
 exp("ref_stratify_missing", ["`data.split`", "`stratify` must name a task", "'position'"], setp(["data", "split", "stratify"], "position"))
 exp("name_path_escape", "`name`", setp(["name"], "../escape"))
 # Unreadable experiment files
