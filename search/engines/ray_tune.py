@@ -21,6 +21,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search.leaderboard import FINISHED, TrialRecord
+from search.objective import Objective
 from search.prepared import Prepared
 from search.recorder import Recorder
 from search.engines.common import leaderboard_spec
@@ -67,7 +68,6 @@ def settle_study(prepared: Prepared, study_storage: str, records: Iterable[Trial
     continues them. When the search has ``ended`` (its budget is spent), a trial the searcher
     suggested but Ray Tune never started is told FAIL, with the reason as user attribute ``ended``.
     """
-    objective = prepared.objective
     by_id = {r.trial_id: r for r in records}
     storage = optuna.storages.get_storage(study_storage)
     study = optuna.load_study(study_name=prepared.experiment.name, storage=storage)
@@ -81,22 +81,25 @@ def settle_study(prepared: Prepared, study_storage: str, records: Iterable[Trial
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             storage.set_trial_user_attr(trial_id, "ended", "never started: the search's budget ran out first")
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            told += 1
-            continue
-        if record is None or record.status not in FINISHED:
-            continue
-        if objective.multi:
-            values = [(record.objectives or {}).get(t.key.removeprefix("val_")) for t in objective.terms]
+        elif record is not None and record.status in FINISHED:
+            study.tell(trial.number, *_outcome(record, prepared.objective))
         else:
-            values = [record.objective]
-        if record.status == "failed":
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        elif any(v is None for v in values):
-            study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
-        else:
-            study.tell(trial.number, values if objective.multi else values[0])
+            continue
         told += 1
     return told
+
+
+def _outcome(record: TrialRecord, objective: Objective) -> tuple[float | list[float] | None, optuna.trial.TrialState]:
+    """The values and state a finished trial's record gives its study trial."""
+    if record.status == "failed":
+        return None, optuna.trial.TrialState.FAIL
+    if objective.multi:
+        values = [(record.objectives or {}).get(t.key.removeprefix("val_")) for t in objective.terms]
+    else:
+        values = [record.objective]
+    if any(v is None for v in values):
+        return None, optuna.trial.TrialState.PRUNED
+    return (values if objective.multi else values[0]), optuna.trial.TrialState.COMPLETE
 
 
 def _trainable(prepared: Prepared, run_dir: Path):
