@@ -18,13 +18,6 @@ from mtl_models.spec import ModelSpec, OptimizerSpec
 
 __all__ = ["build_model", "compile_model", "freeze_for_finetune", "make_optimizer"]
 
-_OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": keras.optimizers.RMSprop,
-}
-
 
 def build_model(spec: ModelSpec) -> MultiTaskModel:
     """Build and compile the network ``spec`` describes.
@@ -57,7 +50,8 @@ def build_model(spec: ModelSpec) -> MultiTaskModel:
 
 def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
     """A fresh optimizer as the spec names it."""
-    return _OPTIMIZERS[spec.name](learning_rate=spec.learning_rate)
+    # The spec's names are Keras' own identifiers, so no table of classes repeats them here.
+    return keras.optimizers.get({"class_name": spec.name, "config": {"learning_rate": spec.learning_rate}})
 
 
 def compile_model(model: keras.Model, spec: ModelSpec, *, only_task: str | None = None) -> None:

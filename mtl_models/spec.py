@@ -12,11 +12,17 @@ import math
 import numbers
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mtl_models.errors import SpecError
 
 __all__ = [
+    "ACTIVATIONS",
+    "GLOBAL_POOLINGS",
+    "LOSS_WEIGHTINGS",
+    "OPTIMIZERS",
+    "POOLINGS",
+    "SHARINGS",
     "TASK_KINDS",
     "InputSpec",
     "TaskSpec",
@@ -26,8 +32,22 @@ __all__ = [
     "ModelSpec",
 ]
 
+# Each set of allowed values is written once, as the Literal a field is typed with; the tuple a
+# check reads is derived from it.
 TaskKind = Literal["classification", "binary", "multilabel", "regression", "segmentation"]
-TASK_KINDS: tuple[str, ...] = ("classification", "binary", "multilabel", "regression", "segmentation")
+Activation = Literal["linear", "sigmoid"]
+Pooling = Literal["max", "avg", "none"]
+GlobalPooling = Literal["avg", "flatten"]
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]  # Keras' own names: keras.optimizers.get(name)
+LossWeighting = Literal["fixed", "uncertainty"]
+Sharing = Literal["hard", "separate"]
+TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+POOLINGS: tuple[str, ...] = get_args(Pooling)
+GLOBAL_POOLINGS: tuple[str, ...] = get_args(GlobalPooling)
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+LOSS_WEIGHTINGS: tuple[str, ...] = get_args(LossWeighting)
+SHARINGS: tuple[str, ...] = get_args(Sharing)
 
 # Metrics each kind of task may report; the first is the default and the task's score.
 KIND_METRICS: dict[str, tuple[str, ...]] = {
@@ -148,7 +168,7 @@ class TaskSpec:
     kind: TaskKind
     num_classes: int = 1
     output_dim: int = 1
-    activation: Literal["linear", "sigmoid"] = "linear"
+    activation: Activation = "linear"
     loss: str | None = None
     metrics: tuple[str, ...] = ()
     input: str | None = None  # segmentation: the image input the mask belongs to
@@ -172,7 +192,7 @@ class TaskSpec:
         if self.kind != "regression" and self.output_dim != 1:
             raise SpecError(f"{where}.output_dim", f"is only for regression tasks; a {self.kind} task takes its "
                             "output size from num_classes", self.output_dim)
-        _check_choice(f"{where}.activation", self.activation, ("linear", "sigmoid"))
+        _check_choice(f"{where}.activation", self.activation, ACTIVATIONS)
         if self.activation != "linear" and self.kind != "regression":
             raise SpecError(f"{where}.activation", f"is fixed by the kind for a {self.kind} task; leave it unset",
                             self.activation)
@@ -257,9 +277,9 @@ class BackboneSpec:
     kernel_size: int = 3
     batch_norm: bool = True
     dropout: float = 0.0
-    pooling: Literal["max", "avg", "none"] = "max"
+    pooling: Pooling = "max"
     residual: bool = False
-    global_pooling: Literal["avg", "flatten"] = "avg"  # flatten keeps position, avg is smaller
+    global_pooling: GlobalPooling = "avg"  # flatten keeps position, avg is smaller
     dense_units: int = 0  # a shared dense layer after pooling; 0 for none
     vector_units: int = 32  # width of each vector input's embedding
 
@@ -275,8 +295,8 @@ class BackboneSpec:
         object.__setattr__(self, "filters", filters)
         _check_int("backbone.kernel_size", self.kernel_size, 1, 15)
         _check_rate("backbone.dropout", self.dropout)
-        _check_choice("backbone.pooling", self.pooling, ("max", "avg", "none"))
-        _check_choice("backbone.global_pooling", self.global_pooling, ("avg", "flatten"))
+        _check_choice("backbone.pooling", self.pooling, POOLINGS)
+        _check_choice("backbone.global_pooling", self.global_pooling, GLOBAL_POOLINGS)
         for flag in ("batch_norm", "residual"):
             if not isinstance(getattr(self, flag), bool):
                 raise SpecError(f"backbone.{flag}", "must be true or false", getattr(self, flag))
@@ -288,11 +308,11 @@ class BackboneSpec:
 class OptimizerSpec:
     """The optimizer by name and its learning rate."""
 
-    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    name: OptimizerName = "adam"
     learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
-        _check_choice("optimizer.name", self.name, ("adam", "adamw", "sgd", "rmsprop"))
+        _check_choice("optimizer.name", self.name, OPTIMIZERS)
         lr = self.learning_rate
         if not _is_number(lr) or not (0 < lr <= 10):
             raise SpecError("optimizer.learning_rate", "must be a float in (0, 10]", lr)
@@ -312,8 +332,8 @@ class ModelSpec:
     inputs: tuple[InputSpec, ...]
     heads: tuple[HeadSpec, ...]
     backbone: BackboneSpec = field(default_factory=BackboneSpec)
-    loss_weighting: Literal["fixed", "uncertainty"] = "fixed"
-    sharing: Literal["hard", "separate"] = "hard"
+    loss_weighting: LossWeighting = "fixed"
+    sharing: Sharing = "hard"
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     freeze_backbone: bool = False
     name: str = "mtl_model"
@@ -326,8 +346,8 @@ class ModelSpec:
         _check_type("backbone", self.backbone, BackboneSpec)
         _check_type("optimizer", self.optimizer, OptimizerSpec)
         _check_name("name", self.name)
-        _check_choice("loss_weighting", self.loss_weighting, ("fixed", "uncertainty"))
-        _check_choice("sharing", self.sharing, ("hard", "separate"))
+        _check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
+        _check_choice("sharing", self.sharing, SHARINGS)
         if not isinstance(self.freeze_backbone, bool):
             raise SpecError("freeze_backbone", "must be true or false", self.freeze_backbone)
         if not self.inputs:

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtl_models import BackboneSpec, HeadSpec, InputSpec, ModelSpec, TaskSpec, build_model, freeze_for_finetune
+from mtl_models import (BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, TaskSpec, build_model,
+                        freeze_for_finetune)
 from mtl_models.backbone import is_backbone_layer
+from mtl_models.factory import make_optimizer
+from mtl_models.spec import OPTIMIZERS
 
 N = 48
 
@@ -208,3 +211,14 @@ def test_normalisation_lives_inside_the_model():
     norm = model.get_layer("image_norm")
     np.testing.assert_allclose(np.ravel(norm.mean), [0.5])
     np.testing.assert_allclose(np.ravel(norm.variance), [0.08])
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_the_spec_allows_is_built_with_its_learning_rate(name):
+    """The spec's optimizer names are Keras' own identifiers: no table in the factory repeats them."""
+    import keras
+
+    optimizer = make_optimizer(OptimizerSpec(name, learning_rate=0.005))
+    assert isinstance(optimizer, keras.optimizers.Optimizer) and type(optimizer).__name__.lower() == name
+    assert float(optimizer.learning_rate) == pytest.approx(0.005)
+
