@@ -24,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from search.experiment.metrics import OBJECTIVE, split_key
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench"
 TARGET = 0.98
@@ -142,11 +144,12 @@ def _epoch_events(records: list[dict], started: float) -> list[tuple[float, floa
     events = []
     for r in records:
         for h in r["history"]:
-            if h.get("first_step_at") and h.get("train_s") is not None and h.get("objective") is not None:
-                events.append((h["first_step_at"] + h["train_s"] - started, h["objective"]))
+            if h.get("first_step_at") and h.get("train_s") is not None and h.get(VAL_OBJECTIVE) is not None:
+                events.append((h["first_step_at"] + h["train_s"] - started, h[VAL_OBJECTIVE]))
     return events
 
 
+VAL_OBJECTIVE = split_key(OBJECTIVE, "val")  # each epoch's objective in a trial's history
 OURS, PEER = "ray-asha", "kt-hyperband"
 
 

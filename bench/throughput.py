@@ -57,9 +57,9 @@ def bare(epochs: int, threads: int) -> dict:
     import keras
 
     from mtl_models import build_model
-    from search.config import parse_experiment
-    from search.prepared import prepare
-    from search.trainable import configure_tensorflow
+    from search.experiment.config import parse_experiment
+    from search.experiment.prepared import prepare
+    from search.engines.worker import configure_tensorflow
 
     configure_tensorflow(threads)
     prepared = prepare(parse_experiment(shapes_experiment("bare", epochs=epochs, cpus=threads, trials=1)))

@@ -5,34 +5,28 @@ Imports ``mtl_models``; never the other way round. The API mirrors the CLI:
 continues an interrupted search, ``search.results(run_dir)`` reads a leaderboard;
 ``search.retrain(run_dir, RetrainOptions(...))`` retrains the best configurations across
 seeds, ``search.export(run_dir, out)`` writes the winner, and ``predict``, ``evaluate``,
-``finetune`` use an exported model.
+``finetune`` use an exported model; ``search.migrate(path)`` converts a run or model directory
+written by an earlier version.
+
+The package has four rooms, imported in one direction (cli -> api -> winner -> engines -> rundir
+-> experiment -> errors -> mtl_models): ``experiment`` (what the user asked for), ``engines`` (how
+trials run), ``rundir`` (what a run leaves on disk) and ``winner`` (what comes after the search).
 """
 
-import importlib
+from search._lazy import lazy_exports
 
-__all__ = ["ConfigError", "RetrainOptions", "SearchError", "evaluate", "export", "finetune", "load_experiment", "predict",
-           "results", "resume", "retrain", "run", "write_report"]
+__all__ = ["ConfigError", "RetrainOptions", "SearchError", "evaluate", "export", "finetune", "load_experiment",
+           "migrate", "predict", "results", "resume", "retrain", "run", "write_report"]
 
 # Loaded on first use, so that `mtl-search --help` and bad-input errors stay fast and the
 # CLI can quiet TensorFlow before it is imported.
-_LAZY = {
-    "run": "search.api",
-    "resume": "search.api",
-    "results": "search.api",
-    "retrain": "search.retraining",
-    "RetrainOptions": "search.retraining",
-    "export": "search.exporting",
-    "evaluate": "search.exporting",
-    "finetune": "search.exporting",
-    "predict": "search.prediction",
-    "write_report": "search.report",
-    "load_experiment": "search.config",
-    "ConfigError": "search.errors",
-    "SearchError": "search.errors",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'search' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {
+    **dict.fromkeys(("run", "resume", "results"), "search.api"),
+    **dict.fromkeys(("retrain", "RetrainOptions"), "search.winner.retraining"),
+    "export": "search.winner.exporting",
+    **dict.fromkeys(("evaluate", "finetune", "predict"), "search.winner.using"),
+    "write_report": "search.winner.report",
+    "migrate": "search.migration",
+    "load_experiment": "search.experiment.config",
+    **dict.fromkeys(("ConfigError", "SearchError"), "search.errors"),
+}, globals())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import time
@@ -13,13 +12,14 @@ from typing import Callable
 import pandas as pd
 import yaml
 
-from search.config import Experiment, load_experiment
-from search.engines.common import leaderboard_spec
 from search.errors import ConfigError
-from search.prepared import Prepared, prepare
-from search.leaderboard import FINISHED, load_records, write_leaderboard
-from search.rundir import (check_study_storage, check_writable, choose_run_dir, create_run_dir,
-                           default_study_storage, read_run_info, record_session)
+from search.experiment.config import Experiment, load_experiment
+from search.experiment.metrics import OBJECTIVE
+from search.experiment.prepared import Prepared, prepare
+from search.rundir.directory import (RUN_FILE, check_study_storage, check_writable, choose_run_dir, create_run_dir,
+                                     default_study_storage, read_run_info, record_session)
+from search.rundir.leaderboard import leaderboard_spec, write_leaderboard
+from search.rundir.records import FINISHED, TRIALS_DIR, UNFINISHED, load_records
 
 __all__ = ["run", "resume", "results", "resume_command"]
 
@@ -40,7 +40,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
     started = time.time()
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
-    text = yaml.safe_dump(_portable(experiment), sort_keys=False)
+    text = yaml.safe_dump(experiment.portable(), sort_keys=False)
     prepared = prepare(experiment)
     address = address or os.environ.get("RAY_ADDRESS") or None
     run_dir = choose_run_dir(Path(results_dir), experiment.name)
@@ -49,7 +49,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
     if storage:
         check_writable(storage_path, field="--storage")
     if not address:
-        from search.cluster import check_local_resources
+        from search.engines.cluster import check_local_resources
 
         check_local_resources(experiment.resources, experiment.concurrency)
     elif experiment.engine == "keras-tuner":
@@ -58,7 +58,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
     if experiment.study_storage and experiment.engine == "ray-tune":
         check_study_storage(experiment.study_storage)
 
-    from search import cluster
+    from search.engines import cluster
 
     description = _start(experiment, address)
     created = False
@@ -80,7 +80,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
         progress(f"Objective: {prepared.objective.describe()}. Results: {run_dir}/leaderboard.md; {study}")
         return _drive(prepared, run_dir, storage_path, study_storage, progress, command="run", started=started)
     except Exception:
-        if created and not any((run_dir / "trials").glob("*.json")):
+        if created and not any((run_dir / TRIALS_DIR).glob("*.json")):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave nothing behind
         raise
     finally:
@@ -135,7 +135,7 @@ def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage:
         raise
     records = load_records(run_dir)
     finished = sum(r.status in FINISHED for r in records)
-    unfinished = any(r.status in ("running", "pending", "interrupted") for r in records)
+    unfinished = any(r.status in UNFINISHED for r in records)
     budget = prepared.experiment.budget
     interrupted = unfinished or (finished < budget.trials and budget.time_limit_s is None)
     if prepared.experiment.engine == "ray-tune":
@@ -146,13 +146,13 @@ def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage:
     if interrupted:
         progress(f"Search stopped with {finished} of {budget.trials} trials finished. Resume it with:\n"
                  f"  {resume_command(run_dir)}")
-    best = frame["objective"].max() if "objective" in frame.columns and frame["objective"].notna().any() else None
+    best = frame[OBJECTIVE].max() if OBJECTIVE in frame.columns and frame[OBJECTIVE].notna().any() else None
     session = record_session(run_dir, command=command, started=started,
                              statuses=Counter(r.status for r in records),
                              best_objective=None if best is None else float(best))
     minutes, seconds = divmod(round(session["wall_s"]), 60)
     progress(f"Search {'stopped' if interrupted else 'ended'} after {minutes} min {seconds} s "
-             f"(recorded in {run_dir / 'run.json'}).")
+             f"(recorded in {run_dir / RUN_FILE}).")
     frame.attrs["run_dir"] = str(run_dir)
     frame.attrs["interrupted"] = interrupted
     return frame
@@ -162,18 +162,9 @@ def _start(experiment: Experiment, address: str | None) -> str:
     """Start (or join) Ray for the Ray Tune engine; the KerasTuner engine needs none."""
     if experiment.engine == "keras-tuner":
         return "this process (KerasTuner, no Ray)"
-    from search import cluster
+    from search.engines import cluster
 
     return cluster.start_ray(address)
-
-
-def _portable(experiment: Experiment) -> dict:
-    """The experiment as parsed, with a relative data path made absolute (the copy lives elsewhere)."""
-    raw = copy.deepcopy(dict(experiment.raw))
-    options = (raw.get("data") or {}).get("options") or {}
-    if isinstance(options.get("path"), str) and experiment.source and not Path(options["path"]).is_absolute():
-        options["path"] = str((Path(experiment.source).parent / options["path"]).resolve())
-    return raw
 
 
 def _shutdown() -> None:

@@ -113,6 +113,14 @@ def _add_model_commands(commands) -> None:
                                  description="Write results/<name>/report.md with PNG plots (written by retrain too).")
     report.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
 
+    migrate = commands.add_parser(
+        "migrate", help="convert a run or model directory written by an earlier mtl-search",
+        description="Rename the metric keys of a run directory (its trial records, retrain results and tables, and "
+                    "the exported models inside it) or of an exported model directory so that every key names its "
+                    "split (val_shape_accuracy, test_objective), and rebuild the tables from them. Nothing is "
+                    "retrained. A directory that is current already is left as it is.")
+    migrate.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="run or model directories")
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, 130 when interrupted)."""
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from search.api import run
-    from search.leaderboard import render_table
+    from search.rundir.render import render_table
 
     frame = run(args.experiment, results_dir=args.results_dir, address=args.address, storage=args.storage,
                 progress=_say)
@@ -157,7 +165,7 @@ def _run(args) -> int:
 
 def _resume(args) -> int:
     from search.api import resume
-    from search.leaderboard import render_table
+    from search.rundir.render import render_table
 
     frame = resume(args.run_dir, address=args.address, progress=_say)
     print(render_table(frame, width=100))
@@ -166,7 +174,7 @@ def _resume(args) -> int:
 
 def _results(args) -> int:
     from search.api import results
-    from search.leaderboard import render_table
+    from search.rundir.render import render_table
 
     if args.width < 40:
         print(f"mtl-search: error: Invalid `--width`: must be >= 40. Received: --width={args.width}", file=sys.stderr)
@@ -176,7 +184,7 @@ def _results(args) -> int:
 
 
 def _retrain(args) -> int:
-    from search.retraining import RetrainOptions, retrain
+    from search.winner.retraining import RetrainOptions, retrain
 
     options = RetrainOptions(top_k=args.top_k, seeds=tuple(args.seeds), epochs=args.epochs, patience=args.patience,
                              by=args.by, baselines=args.baselines, concurrency=args.concurrency)
@@ -187,7 +195,7 @@ def _retrain(args) -> int:
 
 
 def _export(args) -> int:
-    from search.exporting import export
+    from search.winner.exporting import export
 
     out = export(args.run_dir, args.out, force=args.force)
     print(f"Exported to {out}/: model.keras, saved_model/, model_card.json, model_card.md")
@@ -195,7 +203,7 @@ def _export(args) -> int:
 
 
 def _predict(args) -> int:
-    from search.prediction import predict
+    from search.winner.using import predict
 
     predictions = predict(args.model_dir, args.inputs, args.out, force=args.force)
     rows = len(next(iter(predictions.values())))
@@ -204,7 +212,7 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from search.exporting import evaluate
+    from search.winner.using import evaluate
 
     frame = evaluate(args.model_dir)
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
@@ -212,7 +220,7 @@ def _evaluate(args) -> int:
 
 
 def _finetune(args) -> int:
-    from search.exporting import finetune
+    from search.winner.using import finetune
 
     out = finetune(args.model_dir, args.task, out=args.out, freeze=args.freeze, epochs=args.epochs,
                    learning_rate=args.learning_rate, force=args.force, progress=_say)
@@ -221,14 +229,22 @@ def _finetune(args) -> int:
 
 
 def _report(args) -> int:
-    from search.report import write_report
+    from search.winner.report import write_report
 
     write_report(args.run_dir, progress=_say)
     return 0
 
 
+def _migrate(args) -> int:
+    from search.migration import migrate
+
+    for path in args.paths:
+        migrate(path, progress=_say)
+    return 0
+
+
 _MODEL_COMMANDS = {"retrain": _retrain, "export": _export, "predict": _predict, "evaluate": _evaluate,
-                   "finetune": _finetune, "report": _report}
+                   "finetune": _finetune, "report": _report, "migrate": _migrate}
 
 
 def _say(line: str) -> None:

@@ -20,34 +20,20 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from search.leaderboard import FINISHED, TrialRecord
-from search.objective import Objective
-from search.prepared import Prepared
-from search.recorder import Recorder
-from search.engines.common import leaderboard_spec
-from search.trainable import MAX_RETRIES, train_trial
+from search.engines import recorder
+from search.engines.samplers import make_sampler
+from search.engines.trainable import BEST_OBJECTIVE, train_trial
+from search.engines.worker import MAX_RETRIES
+from search.errors import SearchError
+from search.experiment.metrics import OBJECTIVE
+from search.experiment.objective import Objective
+from search.experiment.prepared import Prepared
+from search.rundir.records import FINISHED, TrialRecord
 
-__all__ = ["TUNE_DIR", "TRIAL_ATTR", "make_sampler", "leaderboard_spec", "fit", "restore", "settle_study"]
+__all__ = ["TRIAL_ATTR", "TUNE_DIR", "fit", "restore", "settle_study"]
 
 TUNE_DIR = "tune"  # Ray Tune's experiment directory name under the storage path
 TRIAL_ATTR = "ray_trial_id"  # the study trial's user attribute naming its Ray Tune trial
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """An Optuna sampler by name, seeded."""
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    raise ValueError(f"Unknown sampler {name!r}.")
 
 
 class _Search(OptunaSearch):
@@ -94,7 +80,7 @@ def _outcome(record: TrialRecord, objective: Objective) -> tuple[float | list[fl
     if record.status == "failed":
         return None, optuna.trial.TrialState.FAIL
     if objective.multi:
-        values = [(record.objectives or {}).get(t.key.removeprefix("val_")) for t in objective.terms]
+        values = [(record.objectives or {}).get(t.key()) for t in objective.terms]
     else:
         values = [record.objective]
     if any(v is None for v in values):
@@ -110,28 +96,42 @@ def _trainable(prepared: Prepared, run_dir: Path):
     )
 
 
-def _recorder(prepared: Prepared, run_dir: Path, progress: Callable[[str], None]) -> Recorder:
-    objective = prepared.objective
-    return Recorder(
-        run_dir,
-        leaderboard_spec(prepared),
-        max_epochs=prepared.experiment.budget.max_epochs,
-        task_keys=[f"{t.name}_{t.score_metric}" for t in prepared.tasks],
-        objective_keys=[t.key for t in objective.terms] if objective.multi else [],
-        time_limit_s=prepared.experiment.budget.time_limit_s,
-        progress=progress,
-    )
-
-
 def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage: str,
         progress: Callable[[str], None] = print) -> tune.ResultGrid:
     """Run the search to its budget (or until interrupted). Results land in ``run_dir``."""
     experiment = prepared.experiment
-    objective = prepared.objective
-    searcher = _Search(
+    with recorder.attach(prepared, run_dir, progress) as record:
+        tuner = tune.Tuner(
+            _trainable(prepared, run_dir),
+            tune_config=tune.TuneConfig(
+                search_alg=_searcher(prepared, study_storage),
+                scheduler=_scheduler(prepared),
+                num_samples=experiment.budget.trials,
+                max_concurrent_trials=experiment.concurrency,
+                time_budget_s=experiment.budget.time_limit_s,
+                # reuse_actors stays off: it saved ~10 s of worker start per trial, but in Ray 2.60 a
+                # failed reuse ("Could not re-use actor ... reset_config()") left the next trial pending
+                # for good and its slot idle (bench/engines.py, ray-asha seed 0: 60 % utilisation).
+            ),
+            run_config=tune.RunConfig(
+                name=TUNE_DIR,
+                storage_path=str(storage_path.resolve()),
+                verbose=0,
+                callbacks=[record],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
+                stop={"training_iteration": experiment.budget.max_epochs},
+            ),
+        )
+        return tuner.fit()
+
+
+def _searcher(prepared: Prepared, study_storage: str) -> _Search:
+    experiment, objective = prepared.experiment, prepared.objective
+    return _Search(
         space=experiment.space.sample_optuna,
         # the best objective so far, not the last epoch's: the value the leaderboard ranks by
-        metric=objective.metric if objective.multi else "best_objective",
+        metric=objective.metric if objective.multi else BEST_OBJECTIVE,
         mode=objective.mode,
         sampler=make_sampler(experiment.searcher.sampler, experiment.seed),
         study_name=experiment.name,
@@ -139,47 +139,33 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
         seed=experiment.seed,
         points_to_evaluate=[experiment.space.encode_point(p) for p in experiment.searcher.initial_points] or None,
     )
-    if objective.multi:
-        scheduler = FIFOScheduler()
-    else:
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration",
-            metric="objective",
-            mode="max",
-            max_t=experiment.budget.max_epochs,
-            grace_period=min(experiment.scheduler.grace_period, experiment.budget.max_epochs),
-            reduction_factor=experiment.scheduler.reduction_factor,
-        )
-    tuner = tune.Tuner(
-        _trainable(prepared, run_dir),
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=scheduler,
-            num_samples=experiment.budget.trials,
-            max_concurrent_trials=experiment.concurrency,
-            time_budget_s=experiment.budget.time_limit_s,
-            # reuse_actors stays off: it saved ~10 s of worker start per trial, but in Ray 2.60 a
-            # failed reuse ("Could not re-use actor ... reset_config()") left the next trial pending
-            # for good and its slot idle (bench/engines.py, ray-asha seed 0: 60 % utilisation).
-        ),
-        run_config=tune.RunConfig(
-            name=TUNE_DIR,
-            storage_path=str(storage_path.resolve()),
-            verbose=0,
-            callbacks=[_recorder(prepared, run_dir, progress)],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
-            stop={"training_iteration": experiment.budget.max_epochs},
-        ),
+
+
+def _scheduler(prepared: Prepared) -> FIFOScheduler:
+    """ASHA on the objective; FIFO for a multi-objective search (ASHA needs one metric)."""
+    experiment = prepared.experiment
+    if prepared.objective.multi:
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric=OBJECTIVE,
+        mode="max",
+        max_t=experiment.budget.max_epochs,
+        grace_period=min(experiment.scheduler.grace_period, experiment.budget.max_epochs),
+        reduction_factor=experiment.scheduler.reduction_factor,
     )
-    return tuner.fit()
 
 
 def restore(prepared: Prepared, run_dir: Path, *, storage_path: Path,
             progress: Callable[[str], None] = print) -> tune.ResultGrid:
     """Continue an interrupted search: finished trials are kept, unfinished ones resume from checkpoints."""
     path = str((storage_path / TUNE_DIR).resolve())
-    tuner = tune.Tuner.restore(path, trainable=_trainable(prepared, run_dir), resume_unfinished=True, resume_errored=False)
-    # The driver-side callback is not restored from the saved state: attach a fresh one.
-    tuner._local_tuner._run_config.callbacks = [_recorder(prepared, run_dir, progress)]
-    return tuner.fit()
+    # The restored run's recorder is a handle that resolves to the one attached here (see recorder.py).
+    with recorder.attach(prepared, run_dir, progress):
+        try:
+            tuner = tune.Tuner.restore(path, trainable=_trainable(prepared, run_dir), resume_unfinished=True,
+                                       resume_errored=False)
+        except ModuleNotFoundError as exc:  # its state names modules of an earlier layout of this package
+            raise SearchError(f"{run_dir} was interrupted under an earlier mtl-search ({exc}); resume it with that "
+                              "version, or start the search again.") from None
+        return tuner.fit()

@@ -9,7 +9,7 @@ import time
 import optuna
 import yaml
 
-from search.leaderboard import FINISHED, load_records
+from search.rundir.records import FINISHED, load_records
 
 
 def _finished(run_dir):

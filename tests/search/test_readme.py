@@ -6,8 +6,8 @@ from pathlib import Path
 import optuna
 import yaml
 
-from search.config import load_experiment
-from search.prepared import prepare
+from search.experiment.config import load_experiment
+from search.experiment.prepared import prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 

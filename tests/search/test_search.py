@@ -11,8 +11,9 @@ import yaml
 
 import search
 from search.cli import main
-from search.leaderboard import FINISHED, load_records, pareto_ranks
-from search.trainable import FAIL_ENV
+from search.rundir.leaderboard import pareto_ranks
+from search.rundir.records import FINISHED, load_records
+from search.engines.worker import FAIL_ENV
 
 FAILING = {"backbone.filters": 4, "optimizer.learning_rate": 0.005}
 
@@ -141,11 +142,11 @@ def test_trial_records_and_results_command(single_run, capsys):
             assert record.history[0]["first_step_at"] >= record.started_at
             seconds = [h["train_s"] for h in record.history]
             assert all(0 < a < b for a, b in zip(seconds, seconds[1:])) and seconds[-1] <= record.wall_s
-            assert set(record.task_metrics) == {"shape_accuracy", "colour_accuracy", "midpoint_mae"}
+            assert set(record.task_metrics) == {"val_shape_accuracy", "val_colour_accuracy", "val_midpoint_mae"}
     assert main(["results", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert all(len(line) <= 100 for line in out.splitlines())
-    for column in ("objective", "shape_accuracy", "colour_accuracy", "midpoint_mae"):
+    for column in ("objective", "val_shape_accuracy", "val_colour_accuracy", "val_midpoint_mae"):
         assert column in out
 
 
@@ -156,7 +157,7 @@ def test_multi_objective_search_marks_the_pareto_front(tmp_path, tiny):
     frame = search.run(_write(tmp_path, tiny), results_dir=tmp_path / "results", progress=lambda line: None)
     assert len(frame) == 4
     assert (frame["status"] == "completed").all()
-    values = frame[["shape_accuracy", "midpoint_mae"]].to_numpy().tolist()
+    values = frame[["val_shape_accuracy", "val_midpoint_mae"]].to_numpy().tolist()
     assert list(frame["pareto"]) == pareto_ranks(values, ["max", "min"])
     assert 1 in set(frame["pareto"])
     study = optuna.load_study(study_name="tiny_multi",

@@ -1,0 +1,319 @@
+"""The experiment file: one YAML document, validated in full before anything starts.
+
+``load_experiment(path)`` returns a frozen :class:`Experiment`; every problem raises
+:class:`ConfigError` naming the field (as a dotted path), the rule and the value. The
+file is read with ``yaml.safe_load``: nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from search.errors import ConfigError
+from search.experiment.section import Section
+from search.experiment.space import SearchSpace, parse_space
+
+__all__ = [
+    "Budget",
+    "DataConfig",
+    "Experiment",
+    "ObjectiveConfig",
+    "Resources",
+    "SchedulerConfig",
+    "SearcherConfig",
+    "ENGINES",
+    "KERAS_TUNER_SAMPLERS",
+    "SAMPLERS",
+    "load_experiment",
+    "parse_experiment",
+]
+
+# The searcher names an experiment may use, each with the class that implements it (the engines build
+# them by these names): Optuna samplers for engine ray-tune, KerasTuner tuners for engine keras-tuner.
+SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler", "qmc": "QMCSampler",
+            "gp": "GPSampler", "nsga2": "NSGAIISampler"}
+KERAS_TUNER_SAMPLERS = {"hyperband": "Hyperband", "bayesian": "BayesianOptimization", "random": "RandomSearch"}
+ENGINES = ("ray-tune", "keras-tuner")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, its loader options, and the train/val/test split.
+
+    A relative ``options.path`` is resolved against the experiment file when it is read, so a
+    config travels with its data and every later reader sees one absolute path.
+    """
+
+    dataset: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.2
+    test_fraction: float = 0.15
+    split_seed: int = 0
+    stratify: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Single: a weighted mean of task scores, or one ``task.metric``; multi: a list of them."""
+
+    weights: Mapping[str, float] = field(default_factory=dict)  # empty: every task weighs 1
+    metric: str | None = None  # "task.metric" picks one task metric as the objective
+    metrics: tuple[str, ...] = ()  # multi-objective
+
+    @property
+    def multi(self) -> bool:
+        return bool(self.metrics)
+
+
+@dataclass(frozen=True)
+class Budget:
+    trials: int = 12
+    max_epochs: int = 10
+    time_limit_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+
+@dataclass(frozen=True)
+class SearcherConfig:
+    """The sampler by name, and configurations to try first (e.g. a known good one).
+
+    With ``engine: ray-tune`` an Optuna sampler (tpe by default); with ``engine: keras-tuner``
+    one of KerasTuner's: hyperband (default), bayesian, random.
+    """
+
+    sampler: str = "tpe"
+    initial_points: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """ASHA for single-objective searches (multi-objective ones run FIFO)."""
+
+    grace_period: int = 2  # epochs every trial gets before it can be stopped
+    reduction_factor: float = 3.0
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment file."""
+
+    name: str
+    data: DataConfig
+    model: Mapping[str, Any]  # the fixed part of the model spec; heads keyed by task name
+    space: SearchSpace
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    budget: Budget = field(default_factory=Budget)
+    resources: Resources = field(default_factory=Resources)
+    concurrency: int = 2
+    seed: int = 0
+    batch_size: int = 32
+    searcher: SearcherConfig = field(default_factory=SearcherConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    study_storage: str | None = None  # an Optuna RDB URL; default: SQLite in the run directory
+    engine: str = "ray-tune"  # or "keras-tuner": one process, no Ray
+    source: str | None = None  # the file it came from
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as parsed, for the run copy
+
+    def portable(self) -> dict[str, Any]:
+        """The experiment as parsed, with its data path absolute: the copy a run directory keeps."""
+        raw = copy.deepcopy(dict(self.raw))
+        if isinstance(raw.get("data"), dict) and "options" in raw["data"]:
+            raw["data"]["options"] = copy.deepcopy(dict(self.data.options))
+        return raw
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("experiment", "must be an existing YAML file", str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise ConfigError("experiment", "must be a UTF-8 text file (this one is binary)", str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError("experiment", f"must be valid YAML ({getattr(exc, 'problem', exc)}{where})",
+                          str(path)) from None
+    if data is None:
+        raise ConfigError("experiment", "must not be empty", str(path))
+    return parse_experiment(data, source=str(path))
+
+
+def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
+    """Validate already-parsed YAML data into an :class:`Experiment`."""
+    top = Section(data, "", required=True)
+    name = top.get("name", required=True)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError("name", "must be letters, digits, '_', '-' or '.', starting with a letter or digit", name)
+    model = top.get("model", {})
+    if not isinstance(model, dict):
+        raise ConfigError("model", "must be a mapping", model)
+    space = parse_space(top.get("space", {}))
+    engine = top.choice("engine", "ray-tune", ENGINES)
+    experiment = Experiment(
+        name=name,
+        data=_data(top.get("data", required=True), source),
+        model=model,
+        space=space,
+        objective=_objective(top.get("objective")),
+        budget=_budget(top.get("budget")),
+        resources=_resources(top.get("resources")),
+        concurrency=top.number("concurrency", 2, low=1, integer=True),
+        seed=top.number("seed", 0, low=0, integer=True),
+        batch_size=top.number("batch_size", 32, low=1, integer=True),
+        searcher=_searcher(top.get("searcher"), space, engine),
+        scheduler=_scheduler(top.get("scheduler")),
+        study_storage=_storage(top.get("study_storage")),
+        engine=engine,
+        source=source,
+        raw=data,
+    )
+    top.done()
+    if engine == "keras-tuner":
+        if experiment.searcher.initial_points:
+            raise ConfigError("searcher.initial_points", "work with engine ray-tune only", "engine: keras-tuner")
+        if experiment.objective.multi:
+            raise ConfigError("objective.metrics", "a multi-objective search needs engine ray-tune", "engine: keras-tuner")
+    return experiment
+
+
+def _searcher(raw: Any, space: SearchSpace, engine: str) -> SearcherConfig:
+    section = Section(raw, "searcher")
+    if engine == "keras-tuner":
+        sampler = section.choice("sampler", "hyperband", tuple(KERAS_TUNER_SAMPLERS))
+    else:
+        sampler = section.choice("sampler", "tpe", tuple(SAMPLERS))
+    if sampler == "gp" and importlib.util.find_spec("torch") is None:
+        raise ConfigError("searcher.sampler", "gp needs PyTorch, which is not installed (`pip install torch`, the CPU "
+                          "build is enough); or choose tpe, which needs nothing more", sampler)
+    points = section.get("initial_points", [])
+    section.done()
+    if not isinstance(points, list):
+        raise ConfigError("searcher.initial_points", "must be a list of {parameter: value} mappings", points)
+    params = {p.name: p for p in space}
+    for i, point in enumerate(points):
+        where = f"searcher.initial_points[{i}]"
+        if not isinstance(point, dict):
+            raise ConfigError(where, "must be a mapping of search parameters to values", point)
+        for name, value in point.items():
+            if name not in params:
+                raise ConfigError(where, f"must name parameters of the space {sorted(params)}", name)
+            param = params[name]
+            inside = value in param.values if param.kind == "choice" else (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and param.low <= value <= param.high)
+            if not inside:
+                raise ConfigError(f"{where}.{name}", "must be a value of that parameter's domain", value)
+    return SearcherConfig(sampler=sampler, initial_points=tuple(points))
+
+
+def _data(raw: Any, source: str | None) -> DataConfig:
+    section = Section(raw, "data", required=True)
+    dataset = section.get("dataset", required=True)
+    if not isinstance(dataset, str):
+        raise ConfigError("data.dataset", "must be a data set name", dataset)
+    options = section.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError("data.options", "must be a mapping of loader options", options)
+    path = options.get("path")
+    if isinstance(path, str) and source and not Path(path).is_absolute():
+        options = {**options, "path": str((Path(source).parent / path).resolve())}
+    split = Section(section.get("split"), "data.split")
+    val = split.number("val_fraction", 0.2, low=0, high=1, low_open=True)
+    test = split.number("test_fraction", 0.15, low=0, high=1)
+    if val + test >= 1:
+        raise ConfigError("data.split.test_fraction", f"plus val_fraction ({val}) must be < 1", test)
+    config = DataConfig(
+        dataset=dataset,
+        options=options,
+        val_fraction=float(val),
+        test_fraction=float(test),
+        split_seed=split.number("seed", 0, low=0, integer=True),
+        stratify=split.get("stratify"),
+    )
+    split.done()
+    section.done()
+    return config
+
+
+def _objective(raw: Any) -> ObjectiveConfig:
+    section = Section(raw, "objective")
+    weights = section.get("weights", {})
+    metric = section.get("metric")
+    metrics = section.get("metrics", [])
+    section.done()
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and math.isfinite(v) for v in weights.values()
+    ):
+        raise ConfigError("objective.weights", "must map task names to numbers >= 0", weights)
+    if weights and sum(weights.values()) <= 0:
+        raise ConfigError("objective.weights", "must hold at least one weight > 0", weights)
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise ConfigError("objective.metric", "must be a 'task' or 'task.metric' name", metric)
+    if not isinstance(metrics, list) or not all(isinstance(m, str) and m for m in metrics):
+        raise ConfigError("objective.metrics", "must be a list of 'task.metric' names", metrics)
+    if len(metrics) == 1:
+        raise ConfigError("objective.metrics", "must name at least two metrics (use objective.metric for one)", metrics)
+    if sum(bool(x) for x in (weights, metric, metrics)) > 1:
+        raise ConfigError("objective", "must give only one of weights, metric, metrics", raw)
+    return ObjectiveConfig(weights={str(k): float(v) for k, v in weights.items()}, metric=metric,
+                           metrics=tuple(metrics))
+
+
+def _budget(raw: Any) -> Budget:
+    section = Section(raw, "budget")
+    budget = Budget(
+        trials=section.number("trials", 12, low=1, integer=True),
+        max_epochs=section.number("max_epochs", 10, low=1, integer=True),
+        time_limit_s=section.number("time_limit_s", None, low=0, low_open=True, allow_none=True),
+    )
+    section.done()
+    return budget
+
+
+def _resources(raw: Any) -> Resources:
+    section = Section(raw, "resources")
+    resources = Resources(
+        cpus=float(section.number("cpus", 1, low=0, low_open=True)),
+        gpus=float(section.number("gpus", 0, low=0)),
+    )
+    section.done()
+    if resources.gpus > 1 and resources.gpus != int(resources.gpus):
+        raise ConfigError("resources.gpus", "must be a fraction <= 1 or a whole number of GPUs", resources.gpus)
+    return resources
+
+
+def _scheduler(raw: Any) -> SchedulerConfig:
+    section = Section(raw, "scheduler")
+    scheduler = SchedulerConfig(
+        grace_period=section.number("grace_period", 2, low=1, integer=True),
+        reduction_factor=float(section.number("reduction_factor", 3, low=1, low_open=True)),
+    )
+    section.done()
+    return scheduler
+
+
+def _storage(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or "://" not in raw:
+        raise ConfigError("study_storage", "must be an RDB URL such as postgresql://host/db or sqlite:///path.db",
+                          raw)
+    return raw

@@ -1,0 +1,112 @@
+"""One retraining run: a configuration at full budget with one seed, judged once on the test split.
+
+A run trains with early stopping that restores the best weights, reduce-LR-on-plateau,
+a best checkpoint (``model.keras``) chosen by the objective on the validation split, and
+TensorBoard logs; then the best checkpoint is evaluated on the test split, which the
+search never saw. Everything lands in the run's own directory, ``result.json`` last
+(:mod:`search.winner.runs`), so a run with a ``result.json`` is finished and a repeated
+retrain skips it. Epochs are scored by the callback every engine uses
+(:class:`~search.engines.worker.EpochScorer`).
+
+A single-task baseline run (``task`` set) trains that task's head alone on the same
+backbone, with the same budget and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from mtl_models.spec import ModelSpec
+from search.engines.worker import (FAILURES_DIR, VAL_OBJECTIVE, EpochScorer, TrialFailure, configure_tensorflow,
+                                   fails_for_good)
+from search.experiment.objective import Objective, task_term
+from search.experiment.prepared import Prepared
+from search.rundir.directory import MODEL_FILE
+from search.winner.evaluation import split_metrics
+from search.winner.runs import Job, RunResult
+
+__all__ = ["job_objective", "run_job", "single_task_spec"]
+
+
+def single_task_spec(spec: ModelSpec, task: str) -> ModelSpec:
+    """The same network with ``task``'s head alone: no transfer edges, no stop-gradient, weight 1."""
+    head = dataclasses.replace(spec.head(task), transfer_from=(), stop_gradient=False, loss_weight=1.0)
+    return spec.replace(heads=(head,), loss_weighting="fixed", name=f"{spec.name}_{task}")
+
+
+def job_objective(prepared: Prepared, job: Job) -> Objective:
+    """What the run's checkpoint and early stopping maximise: the experiment's objective, or the task's score."""
+    if job.task is None:
+        return dataclasses.replace(prepared.objective, multi=False)
+    task = next(t for t in prepared.tasks if t.name == job.task)
+    return Objective((task_term(task, prepared.splits),))
+
+
+def run_job(config: dict[str, Any], *, prepared: Prepared, root: str, epochs: int, patience: int) -> None:
+    """The Ray Tune trainable of a retraining run (``config["job"]`` is a :meth:`Job.to_dict`).
+
+    A run whose node is lost is retried from its start; one that raised is not (its reason is
+    kept under ``root/failures``, see :func:`search.engines.worker.fails_for_good`).
+    """
+    with fails_for_good(str(Path(root) / FAILURES_DIR)):
+        _run_job(Job(**config["job"]), prepared, Path(root), epochs, patience)
+
+
+def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: int) -> None:
+    from ray import tune
+
+    directory = root / job.name
+    directory.mkdir(parents=True, exist_ok=True)
+    configure_tensorflow(prepared.experiment.resources.cpus)
+    spec, batch_size = prepared.spec_for(job.params)
+    if job.task:
+        spec = single_task_spec(spec, job.task)
+    objective = job_objective(prepared, job)
+    tasks = [t for t in prepared.tasks if t.name in {h.name for h in spec.heads}]
+    keras.utils.set_random_seed(job.seed)
+    from mtl_models.factory import build_model
+
+    model = build_model(spec)
+    train, val = _only(prepared.splits.train, tasks), _only(prepared.splits.val, tasks)
+    started = time.time()
+    # A non-finite objective must never win the checkpoint: it is logged as -inf.
+    scorer = EpochScorer(objective, non_finite=-math.inf,
+                         on_row=lambda row: tune.report({k: v for k, v in row.items() if _finite(v)}))
+    monitor = dict(monitor=VAL_OBJECTIVE, mode="max")
+    model.fit(
+        train[0], train[1], batch_size=batch_size, epochs=epochs, validation_data=val, verbose=0,
+        callbacks=[
+            scorer,  # first: it adds val_objective to the logs the callbacks below read
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.ModelCheckpoint(str(directory / MODEL_FILE), save_best_only=True, **monitor),
+            keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True, **monitor),
+            keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 3), min_lr=1e-6, **monitor),
+            keras.callbacks.TensorBoard(str(directory / "tensorboard"), write_graph=False),
+        ],
+    )
+    ran = dict(job=job, epochs=len(scorer.rows), history=tuple(scorer.rows), wall_s=round(time.time() - started, 2))
+    if scorer.failure or not (directory / MODEL_FILE).exists():
+        failure = scorer.failure or "no epoch finished with a finite objective"
+        result = RunResult(status="failed", failure=failure, **ran)
+        result.write(directory)
+        raise TrialFailure(result.failure)
+    best = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
+    RunResult(status="completed", best_epoch=scorer.best_epoch,
+              val_metrics=split_metrics(best, prepared.splits.val, tasks, objective, split="val"),
+              test_metrics=split_metrics(best, prepared.splits.test, tasks, objective, split="test"), **ran
+              ).write(directory)
+
+
+def _only(data, tasks):
+    names = {t.name for t in tasks}
+    return dict(data.inputs), {k: v for k, v in data.targets.items() if k in names}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

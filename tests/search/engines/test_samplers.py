@@ -1,0 +1,48 @@
+"""Every searcher name an experiment may use builds a real searcher that samples the experiment's space."""
+
+import importlib.util
+
+import keras_tuner as kt
+import optuna
+import pytest
+
+from search.engines.samplers import keras_tuner_class, make_sampler
+from search.experiment.config import KERAS_TUNER_SAMPLERS, SAMPLERS
+from search.experiment.space import parse_space
+
+SPACE = parse_space({
+    "loss_weighting": {"choice": ["fixed", "uncertainty"]},
+    "heads.midpoint.loss_weight": {"float": [1.0, 50.0], "log": True, "when": {"loss_weighting": "fixed"}},
+    "heads.shape.transfer_from": {"choice": [["colour"], []]},
+    "backbone.blocks": {"int": [1, 4]},
+    "optimizer.learning_rate": {"float": [1.0e-4, 1.0e-2], "log": True},
+})
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_optuna_sampler_samples_the_space(name):
+    if name == "gp" and importlib.util.find_spec("torch") is None:
+        pytest.skip("Optuna's GPSampler needs PyTorch, not installed here (the config refuses gp: test_config.py)")
+    sampler = make_sampler(name, seed=0)
+    assert type(sampler).__name__ == SAMPLERS[name]
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    for i in range(6):  # past every sampler's start-up trials, where the model-based ones take over
+        trial = study.ask()
+        sampled = SPACE.sample_optuna(trial)
+        assert set(sampled) == set(trial.params)
+        assert sampled["heads.shape.transfer_from"] in (["colour"], [])
+        study.tell(trial, sampled["optimizer.learning_rate"] * 100 - sampled["backbone.blocks"] + i / 10)
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 6
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_TUNER_SAMPLERS))
+def test_every_keras_tuner_name_is_a_tuner(name):
+    tuner = keras_tuner_class(name)
+    assert issubclass(tuner, kt.Tuner) and tuner.__name__ == KERAS_TUNER_SAMPLERS[name]
+
+
+def test_an_unknown_name_is_refused():
+    with pytest.raises(ValueError, match="must be one of"):
+        make_sampler("annealing", seed=0)
+    with pytest.raises(ValueError, match="must be one of"):
+        keras_tuner_class("tpe")

@@ -1,0 +1,95 @@
+"""The experiment file's rules, checked on parsed data: defaults, errors naming field, rule and value."""
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from search.errors import ConfigError
+from search.experiment.config import KERAS_TUNER_SAMPLERS, SAMPLERS, parse_experiment
+
+MINIMAL = {"name": "toy", "data": {"dataset": "shapes"}}
+
+
+def _parse(**changes):
+    return parse_experiment({**copy.deepcopy(MINIMAL), **changes})
+
+
+def test_defaults_of_a_minimal_experiment():
+    experiment = _parse()
+    assert (experiment.engine, experiment.searcher.sampler, experiment.concurrency, experiment.seed) == (
+        "ray-tune", "tpe", 2, 0)
+    assert (experiment.budget.trials, experiment.budget.max_epochs, experiment.budget.time_limit_s) == (12, 10, None)
+    assert (experiment.scheduler.grace_period, experiment.scheduler.reduction_factor) == (2, 3.0)
+    assert (experiment.data.val_fraction, experiment.data.test_fraction) == (0.2, 0.15)
+    assert _parse(engine="keras-tuner").searcher.sampler == "hyperband"
+    assert len(experiment.space) == 0 and experiment.study_storage is None
+
+
+@pytest.mark.parametrize("changes, field, rule, value", [
+    ({"name": "a b"}, "name", "must be letters, digits", "a b"),
+    ({"colour": 1}, "colour", "is not a known key", 1),
+    ({"budget": {"trials": 0}}, "budget.trials", "must be an integer >= 1", 0),
+    ({"budget": {"max_epochs": 2.5}}, "budget.max_epochs", "must be an integer >= 1", 2.5),
+    ({"budget": {"time_limit_s": 0}}, "budget.time_limit_s", "must be a number > 0", 0),
+    ({"scheduler": {"reduction_factor": 1}}, "scheduler.reduction_factor", "must be a number > 1", 1),
+    ({"resources": {"cpus": 0}}, "resources.cpus", "must be a number > 0", 0),
+    ({"resources": {"gpus": 1.5}}, "resources.gpus", "a fraction <= 1 or a whole number", 1.5),
+    ({"concurrency": True}, "concurrency", "must be an integer >= 1", True),
+    ({"data": {"dataset": "shapes", "split": {"val_fraction": 0.5, "test_fraction": 0.5}}},
+     "data.split.test_fraction", "plus val_fraction (0.5) must be < 1", 0.5),
+    ({"data": {"dataset": 3}}, "data.dataset", "must be a data set name", 3),
+    ({"data": {"dataset": "shapes", "options": [1]}}, "data.options", "must be a mapping of loader options", [1]),
+    ({"objective": {"metric": "shape", "weights": {"shape": 1}}}, "objective", "only one of", None),
+    ({"objective": {"metrics": ["shape.accuracy"]}}, "objective.metrics", "at least two metrics", ["shape.accuracy"]),
+    ({"objective": {"weights": {"shape": -1}}}, "objective.weights", "numbers >= 0", {"shape": -1}),
+    ({"searcher": {"sampler": "hyperband"}}, "searcher.sampler", "must be one of ['tpe', 'random', 'cmaes'",
+     "hyperband"),
+    ({"engine": "keras-tuner", "searcher": {"sampler": "tpe"}}, "searcher.sampler",
+     "must be one of ['hyperband', 'bayesian', 'random']", "tpe"),
+    ({"space": {"backbone.filters": {"choice": [8, 16]}}, "searcher": {"initial_points": [{"backbone.filters": 12}]}},
+     "searcher.initial_points[0].backbone.filters", "must be a value of that parameter's domain", 12),
+    ({"searcher": {"initial_points": [{"x": 1}]}}, "searcher.initial_points[0]", "must name parameters", "x"),
+    ({"study_storage": "study.db"}, "study_storage", "must be an RDB URL", "study.db"),
+    ({"engine": "keras-tuner", "objective": {"metrics": ["shape.accuracy", "colour.accuracy"]}}, "objective.metrics",
+     "needs engine ray-tune", "engine: keras-tuner"),
+])
+def test_a_broken_rule_names_the_field_the_rule_and_the_value(changes, field, rule, value):
+    with pytest.raises(ConfigError) as error:
+        _parse(**changes)
+    assert error.value.field == field
+    assert rule in error.value.rule
+    if value is not None:
+        assert error.value.value == value
+
+
+@pytest.mark.parametrize("sampler", sorted(set(SAMPLERS) - {"gp"}))
+def test_every_optuna_sampler_name_is_accepted(sampler):
+    assert _parse(searcher={"sampler": sampler}).searcher.sampler == sampler
+
+
+@pytest.mark.parametrize("sampler", sorted(KERAS_TUNER_SAMPLERS))
+def test_every_keras_tuner_sampler_name_is_accepted(sampler):
+    assert _parse(engine="keras-tuner", searcher={"sampler": sampler}).searcher.sampler == sampler
+
+
+def test_gp_is_accepted_only_where_pytorch_is_installed():
+    """Optuna's GPSampler needs PyTorch, which this project does not install: say so before anything starts."""
+    if importlib.util.find_spec("torch") is not None:
+        assert _parse(searcher={"sampler": "gp"}).searcher.sampler == "gp"
+        return
+    with pytest.raises(ConfigError, match="gp needs PyTorch, which is not installed") as error:
+        _parse(searcher={"sampler": "gp"})
+    assert error.value.field == "searcher.sampler"
+
+
+def test_a_relative_data_path_is_resolved_once_against_the_experiment_file(tmp_path):
+    raw = {"name": "toy", "data": {"dataset": "npz", "options": {"path": "data/my.npz", "tasks": []}}}
+    experiment = parse_experiment(raw, source=str(tmp_path / "configs" / "toy.yaml"))
+    resolved = str((tmp_path / "configs" / "data" / "my.npz").resolve())
+    assert experiment.data.options["path"] == resolved
+    assert experiment.portable()["data"]["options"]["path"] == resolved  # the copy a run keeps
+    assert raw["data"]["options"]["path"] == "data/my.npz"  # the parsed data itself is left alone
+    absolute = parse_experiment({**raw, "data": {"dataset": "npz", "options": {"path": "/x/my.npz"}}}, source="a.yaml")
+    assert absolute.data.options["path"] == str(Path("/x/my.npz"))

@@ -1,0 +1,85 @@
+"""The run directory: chosen without overwriting, described by run.json, checked before use, and refused with
+the command that converts it when an earlier version wrote it."""
+
+import json
+import os
+
+import pytest
+
+from search.errors import ConfigError, SearchError
+from search.rundir.directory import (FORMAT, check_writable, choose_run_dir, create_run_dir, default_study_storage,
+                                     needs_migration, read_run_info, record_session)
+
+
+def _create(run_dir, **changes):
+    options = dict(storage_path=run_dir, study_storage=default_study_storage(run_dir), address=None, name="toy")
+    return create_run_dir(run_dir, "name: toy\n", **{**options, **changes})
+
+
+def test_a_new_search_never_reuses_a_directory_that_holds_one(tmp_path):
+    assert choose_run_dir(tmp_path, "toy") == tmp_path / "toy"
+    (tmp_path / "toy").mkdir()
+    assert choose_run_dir(tmp_path, "toy") == tmp_path / "toy"  # empty: nothing to overwrite
+    (tmp_path / "toy").rmdir()
+    _create(tmp_path / "toy")
+    assert choose_run_dir(tmp_path, "toy") == tmp_path / "toy-2"
+    (tmp_path / "toy-2" / "trials").mkdir(parents=True)
+    assert choose_run_dir(tmp_path, "toy") == tmp_path / "toy-3"
+
+
+def test_run_json_stores_its_own_paths_relatively_so_a_moved_run_still_reads(tmp_path):
+    _create(tmp_path / "toy")
+    stored = json.loads((tmp_path / "toy" / "run.json").read_text())
+    assert stored["storage_path"] == "." and stored["study_storage"] == "sqlite:///study.db"
+    assert stored["format"] == FORMAT
+    (tmp_path / "toy").rename(tmp_path / "moved")
+    info = read_run_info(tmp_path / "moved")
+    assert info.storage_path == str(tmp_path / "moved" / ".")
+    assert info.study_storage == default_study_storage(tmp_path / "moved")
+    assert (tmp_path / "moved" / "experiment.yaml").read_text() == "name: toy\n"
+
+
+def test_each_session_is_appended_to_run_json(tmp_path):
+    _create(tmp_path / "toy")
+    first = record_session(tmp_path / "toy", command="run", started=1.0, statuses={"completed": 2},
+                           best_objective=0.5)
+    record_session(tmp_path / "toy", command="resume", started=2.0, statuses={"completed": 3}, best_objective=0.6)
+    sessions = read_run_info(tmp_path / "toy").sessions
+    assert [s["command"] for s in sessions] == ["run", "resume"] and sessions[0] == first
+    assert sessions[1]["trials"] == {"completed": 3} and sessions[1]["best_objective"] == 0.6
+
+
+def test_a_directory_that_is_no_run_or_is_damaged_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(SearchError, match="has no run.json.*mtl-search run"):
+        read_run_info(tmp_path)
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(SearchError, match="is damaged"):
+        read_run_info(tmp_path)
+
+
+def test_results_of_an_earlier_format_ask_for_the_migrate_command(tmp_path):
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    stored = {"name": "toy", "experiment_file": "experiment.yaml", "storage_path": ".",
+              "study_storage": "sqlite:///study.db", "address": None, "created": 0.0}
+    (run_dir / "run.json").write_text(json.dumps(stored))
+    assert not needs_migration(run_dir) and read_run_info(run_dir).format == 1  # nothing written in it yet
+    (run_dir / "trials").mkdir()
+    (run_dir / "trials" / "a.json").write_text("{}")
+    assert needs_migration(run_dir)
+    with pytest.raises(SearchError, match=f"format 1; this one reads format {FORMAT}") as error:
+        read_run_info(run_dir)
+    assert f"mtl-search migrate {run_dir}" in str(error.value)
+
+
+def test_an_unwritable_or_full_place_is_refused_before_anything_starts(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="must be a directory, but .* is a file"):
+        check_writable(tmp_path / "file" / "run")
+    with pytest.raises(ConfigError, match="needs at least"):
+        check_writable(tmp_path / "run", min_free=2**62)
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "locked").mkdir(mode=0o500)
+        with pytest.raises(ConfigError, match="must be writable"):
+            check_writable(tmp_path / "locked" / "run")
+    check_writable(tmp_path / "run")  # a place that can be created and written
