@@ -10,6 +10,8 @@ training split, measured four ways, each in its own process:
   thread (what a trial with ``cpus: 1`` gets);
 * trial, 1 CPU: the same model as the only trial of a real search (``mtl-search run``);
 * trials, 2 x 1 CPU: two such trials at once on the two cores (samples/s each, and summed);
+* a trial alone in a 2-slot search: what a trial gets once the other slot is idle (its threads span
+  both slots' CPUs, see search/engines/trainable.py);
 * bare, 2 threads, and one trial with ``cpus: 2``: the whole machine for one model.
 
 Samples/s are training samples per second of an epoch after the first (the first traces the
@@ -37,12 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the packages, also where the project is not pip-installed
 
 
-def shapes_experiment(name: str, *, epochs: int, cpus: int, trials: int) -> dict:
+def shapes_experiment(name: str, *, epochs: int, cpus: int, trials: int, concurrency: int | None = None) -> dict:
     """configs/shapes.yaml with its space pinned to the fixed model: every trial trains the same network."""
     data = copy.deepcopy(yaml.safe_load((ROOT / "configs" / "shapes.yaml").read_text()))
     data.update(name=name, space={"batch_size": {"choice": [data["batch_size"]]}},
                 budget={"trials": trials, "max_epochs": epochs}, resources={"cpus": cpus, "gpus": 0},
-                concurrency=trials)
+                concurrency=concurrency or trials)
     data["scheduler"] = {"grace_period": epochs, "reduction_factor": 3}  # no early stopping
     return data
 
@@ -82,11 +84,12 @@ def bare(epochs: int, threads: int) -> dict:
     return {"samples_per_s": _per_epoch_rate(samples, ends), "epoch_s": ends, "train_samples": samples}
 
 
-def trials(epochs: int, cpus: int, count: int, work: Path) -> dict:
-    """``count`` identical trials at once in a real search; samples/s per trial from its records."""
-    name = f"trial-{count}x{cpus}cpu"
+def trials(epochs: int, cpus: int, count: int, work: Path, concurrency: int | None = None) -> dict:
+    """``count`` identical trials at once in a real search (``concurrency`` slots); samples/s per trial."""
+    name = f"trial-{count}x{cpus}cpu-of-{concurrency or count}"
     path = work / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(shapes_experiment(name, epochs=epochs, cpus=cpus, trials=count), sort_keys=False))
+    path.write_text(yaml.safe_dump(shapes_experiment(name, epochs=epochs, cpus=cpus, trials=count,
+                                                     concurrency=concurrency), sort_keys=False))
     subprocess.run([sys.executable, "-m", "search.cli", "run", str(path), "--results-dir", str(work)], check=True,
                    stdout=subprocess.DEVNULL)
     samples = json.loads((work / "bare-samples.json").read_text())
@@ -122,6 +125,8 @@ def main() -> None:
         (work / "bare-samples.json").write_text(json.dumps(result["bare_1_thread"]["train_samples"]))
         result["trial_1_cpu"] = trials(args.epochs, 1, 1, work)
         result["trials_2_concurrent"] = trials(args.epochs, 1, 2, work)
+        # One trial of a 2-slot search, running alone (as at a search's end): its threads span both slots' CPUs.
+        result["trial_alone_of_2"] = trials(args.epochs, 1, 1, work, concurrency=2)
         result["bare_2_threads"] = _child(args.epochs, 2)
         result["trial_2_cpus"] = trials(args.epochs, 2, 1, work)
     bare_1 = result["bare_1_thread"]["samples_per_s"]
@@ -130,6 +135,7 @@ def main() -> None:
     result["throughput_ratio_2_cpus"] = result["trial_2_cpus"]["samples_per_s"][0] / result["bare_2_threads"]["samples_per_s"]
     result["concurrent_vs_alone"] = statistics.mean(result["trials_2_concurrent"]["samples_per_s"]) / alone
     result["concurrent_total_vs_alone"] = result["trials_2_concurrent"]["total_samples_per_s"] / alone
+    result["alone_of_2_vs_alone"] = result["trial_alone_of_2"]["samples_per_s"][0] / alone
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=1))

@@ -73,8 +73,8 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
             cluster.check_shared_storage(storage_path)
         if run_dir.name != experiment.name:
             progress(f"{Path(results_dir) / experiment.name} holds an earlier search; this one writes to {run_dir}")
-        progress(f"Search {experiment.name!r}: {experiment.budget.trials} trials, {experiment.concurrency} at a time, "
-                 f"up to {experiment.budget.max_epochs} epochs each, on {description}.")
+        progress(f"Search {experiment.name!r}: {experiment.budget.describe()}, {experiment.concurrency} at a time, "
+                 f"on {description}.")
         study = (f"study: optuna-dashboard {info.study_storage}" if experiment.engine == "ray-tune"
                  else f"KerasTuner state: {run_dir / 'keras_tuner'}")
         progress(f"Objective: {prepared.objective.describe()}. Results: {run_dir}/leaderboard.md; {study}")
@@ -99,8 +99,8 @@ def resume(run_dir: str | Path, *, address: str | None = None,
     description = _start(experiment, address)
     try:
         done = sum(r.status in FINISHED for r in load_records(run_dir))
-        progress(f"Resuming {experiment.name!r} on {description}: {done} of {experiment.budget.trials} trials "
-                 "finished before.")
+        of = f" of {experiment.budget.trials}" if experiment.budget.trials else ""
+        progress(f"Resuming {experiment.name!r} on {description}: {done}{of} trials finished before.")
         return _drive(prepared, run_dir, Path(info.storage_path), info.study_storage, progress, command="resume",
                       started=started)
     finally:
@@ -137,14 +137,15 @@ def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage:
     finished = sum(r.status in FINISHED for r in records)
     unfinished = any(r.status in UNFINISHED for r in records)
     budget = prepared.experiment.budget
-    interrupted = unfinished or (finished < budget.trials and budget.time_limit_s is None)
+    interrupted = unfinished or (budget.time_limit_s is None and finished < budget.trials)
     if prepared.experiment.engine == "ray-tune":
         from search.engines import ray_tune
 
         ray_tune.settle_study(prepared, study_storage, records, ended=not interrupted)
     frame = write_leaderboard(run_dir, records, leaderboard_spec(prepared))
     if interrupted:
-        progress(f"Search stopped with {finished} of {budget.trials} trials finished. Resume it with:\n"
+        of = f" of {budget.trials}" if budget.trials else ""
+        progress(f"Search stopped with {finished}{of} trials finished. Resume it with:\n"
                  f"  {resume_command(run_dir)}")
     best = frame[OBJECTIVE].max() if OBJECTIVE in frame.columns and frame[OBJECTIVE].notna().any() else None
     session = record_session(run_dir, command=command, started=started,

@@ -66,7 +66,8 @@ def _add_model_commands(commands) -> None:
     retrain.add_argument("run_dir", type=Path, help="the search's run directory, e.g. results/shapes")
     retrain.add_argument("--top-k", type=int, default=3, help="how many of the best configurations (default: 3)")
     retrain.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds (default: 42 43 44)")
-    retrain.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the search's max_epochs)")
+    retrain.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the search's max_epochs, or without one the most epochs the "
+                         "retrained configurations trained in the search)")
     retrain.add_argument("--patience", type=int, default=None,
                          help="early-stopping patience in epochs (default: a fifth of the budget, at least 3)")
     retrain.add_argument("--by", default="objective",
@@ -104,7 +105,8 @@ def _add_model_commands(commands) -> None:
     finetune.add_argument("--freeze", default="backbone", help="what stays frozen (default and only: backbone)")
     finetune.add_argument("--out", type=Path, default=None,
                           help="the new model directory (default: MODEL_DIR-finetuned-TASK)")
-    finetune.add_argument("--epochs", type=int, default=None, help="epochs (default: the search's max_epochs)")
+    finetune.add_argument("--epochs", type=int, default=None,
+                          help="epochs (default: the search's max_epochs, or without one the model's own epochs)")
     finetune.add_argument("--learning-rate", type=float, default=None,
                           help="learning rate (default: a tenth of the model's)")
     finetune.add_argument("--force", action="store_true", help="replace --out if it exists")

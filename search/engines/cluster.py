@@ -64,10 +64,10 @@ def start_ray(address: str | None) -> str:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         return f"Ray cluster at {address}: {len(nodes)} node(s), {ray.cluster_resources().get('CPU', 0):g} CPUs"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from search.engines.worker import FAIL_ENV
+    from search.engines.worker import TEST_ENV_PREFIX
 
-    # Forward the test hook explicitly: workers a local Ray pre-started need not share this environment.
-    env = {FAIL_ENV: os.environ[FAIL_ENV]} if os.environ.get(FAIL_ENV) else None
+    # Forward the test hooks explicitly: workers a local Ray pre-started need not share this environment.
+    env = {k: v for k, v in os.environ.items() if k.startswith(TEST_ENV_PREFIX)} or None
     # address="local": always a new Ray of our own, even where `ray start` left a cluster address behind.
     ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": env} if env else None, **quiet)

@@ -28,6 +28,8 @@ __all__ = ["KT_DIR", "fit"]
 
 KT_DIR = "keras_tuner"
 
+_NO_CAP = 1_000_000  # trials, where the budget has only a time limit: the deadline ends the search
+
 
 class _Stop(kt.errors.FatalError):
     """The budget (trials or wall time) is spent: end the search between trials (fatal, so it is not retried)."""
@@ -61,7 +63,7 @@ def _tuner_class(base: type):
             budget = self.prepared.experiment.budget
             done = [r for r in load_records(self.run_dir) if r.status != "running"]
             deadline = self.started + budget.time_limit_s if budget.time_limit_s else None
-            if len(done) >= budget.trials or (deadline is not None and time.time() >= deadline):
+            if (budget.trials and len(done) >= budget.trials) or (deadline is not None and time.time() >= deadline):
                 raise _Stop
             keras.utils.set_random_seed(self.prepared.experiment.seed)
             params = self.prepared.experiment.space.sample_keras_tuner(trial.hyperparameters)
@@ -109,14 +111,14 @@ def fit(prepared: Prepared, run_dir: Path, *, progress: Callable[[str], None] = 
     configure_tensorflow(experiment.resources.cpus)
     options: dict[str, Any] = dict(
         objective=kt.Objective(VAL_OBJECTIVE, direction="max"), directory=str(run_dir.resolve()), project_name=KT_DIR,
-        seed=experiment.seed, overwrite=False, max_consecutive_failed_trials=budget.trials,
+        seed=experiment.seed, overwrite=False, max_consecutive_failed_trials=budget.trials or _NO_CAP,
         prepared=prepared, run_dir=run_dir, progress=progress,
     )
     if algorithm == "hyperband":
         options.update(max_epochs=budget.max_epochs, factor=max(2, int(experiment.scheduler.reduction_factor)),
                        hyperband_iterations=1000)  # stopped by the trial budget, not by the brackets
     else:
-        options.update(max_trials=budget.trials)
+        options.update(max_trials=budget.trials or _NO_CAP)  # without a cap, the time limit ends the search
     tuner = _tuner_class(keras_tuner_class(algorithm))(_HyperModel(prepared), **options)
     train, val = prepared.splits.train, prepared.splits.val
     try:

@@ -1,7 +1,8 @@
-"""The main engine: Ray Tune's Tuner with the Optuna searcher (TPE by default) and ASHA.
+"""The main engine: Ray Tune's Tuner with the Optuna searcher (TPE by default) and successive halving.
 
-Single-objective searches run ASHA on ``objective`` (max); multi-objective ones run
-Optuna's multi-objective study with FIFO (ASHA needs one metric). The Optuna study is
+Single-objective searches stop trials by :class:`~search.engines.rungs.Rungs` on the best objective
+so far; multi-objective ones run Optuna's multi-objective study with FIFO (halving needs one metric).
+Trial workers outlive their trials (``reuse_actors``, see trainable.py). The Optuna study is
 a real RDB study (SQLite in the run directory by default), so optuna-dashboard opens it.
 
 The study and the leaderboard agree: Optuna is told each trial's best objective over its
@@ -12,38 +13,59 @@ never reports to its searcher, are told when the search ends.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, Iterable
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search.engines import recorder
+from search.engines.rungs import Rungs
 from search.engines.samplers import make_sampler
-from search.engines.trainable import BEST_OBJECTIVE, train_trial
-from search.engines.worker import MAX_RETRIES
+from search.engines.trainable import BEST_OBJECTIVE, TrialTrainable
+from search.engines.worker import FAILURE_KEY, MAX_RETRIES
 from search.errors import SearchError
-from search.experiment.metrics import OBJECTIVE
 from search.experiment.objective import Objective
 from search.experiment.prepared import Prepared
-from search.rundir.records import FINISHED, TrialRecord
+from search.rundir.records import FINISHED, SCHEDULER_FILE, TrialRecord, atomic_write
 
-__all__ = ["TRIAL_ATTR", "TUNE_DIR", "fit", "restore", "settle_study"]
+__all__ = ["TRIAL_ATTR", "TUNE_DIR", "RungScheduler", "fit", "restore", "settle_study"]
 
 TUNE_DIR = "tune"  # Ray Tune's experiment directory name under the storage path
 TRIAL_ATTR = "ray_trial_id"  # the study trial's user attribute naming its Ray Tune trial
+# The rungs' horizon without budget.max_epochs: far above what a search trains, so the time limit, not an epoch
+# cap, decides how long the trials that keep winning train.
+HORIZON = 100_000
 
 
 class _Search(OptunaSearch):
-    """Ray's OptunaSearch, tagging each study trial with the Ray Tune trial it configures."""
+    """Ray's OptunaSearch, tagging each study trial with the Ray Tune trial it configures (and telling the
+    study FAIL for a trial whose last result reports its failure)."""
 
     def suggest(self, trial_id: str) -> dict | None:
         params = super().suggest(trial_id)
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_user_attr(TRIAL_ATTR, trial_id)
         return params
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if _is_epoch(result):
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if result and result.get(FAILURE_KEY):  # a trial that failed reports it as its last result
+            result, error = None, True
+        elif result and not _is_epoch(result):  # ended without an epoch: nothing new to tell
+            result = None
+        super().on_trial_complete(trial_id, result, error)
+
+
+def _is_epoch(result: dict) -> bool:
+    """Whether a trial's result is an epoch's (not a last result that only ends the trial)."""
+    return "epoch" in result and not result.get(FAILURE_KEY)
 
 
 def settle_study(prepared: Prepared, study_storage: str, records: Iterable[TrialRecord], *, ended: bool) -> int:
@@ -91,7 +113,7 @@ def _outcome(record: TrialRecord, objective: Objective) -> tuple[float | list[fl
 def _trainable(prepared: Prepared, run_dir: Path):
     resources = prepared.experiment.resources
     return tune.with_resources(
-        tune.with_parameters(train_trial, prepared=prepared, run_dir=str(run_dir.resolve())),
+        tune.with_parameters(TrialTrainable, prepared=prepared, run_dir=str(run_dir.resolve())),
         {"cpu": resources.cpus, "gpu": resources.gpus},
     )
 
@@ -105,25 +127,34 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
             _trainable(prepared, run_dir),
             tune_config=tune.TuneConfig(
                 search_alg=_searcher(prepared, study_storage),
-                scheduler=_scheduler(prepared),
-                num_samples=experiment.budget.trials,
+                scheduler=_scheduler(prepared, run_dir),
+                num_samples=experiment.budget.trials or -1,  # -1: until the time limit
                 max_concurrent_trials=experiment.concurrency,
                 time_budget_s=experiment.budget.time_limit_s,
-                # reuse_actors stays off: it saved ~10 s of worker start per trial, but in Ray 2.60 a
-                # failed reuse ("Could not re-use actor ... reset_config()") left the next trial pending
-                # for good and its slot idle (bench/engines.py, ray-asha seed 0: 60 % utilisation).
+                # A worker keeps its TensorFlow, data and threads from one trial to the next; its
+                # reset_config never reports failure, which Ray 2.60 handles badly (see trainable.py).
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
                 storage_path=str(storage_path.resolve()),
                 verbose=0,
                 callbacks=[record],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1),
                 failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
-                stop={"training_iteration": experiment.budget.max_epochs},
+                stop={"training_iteration": experiment.budget.max_epochs} if experiment.budget.max_epochs else None,
             ),
         )
         return tuner.fit()
+
+
+def _first_points(prepared: Prepared) -> list[dict]:
+    """What the searcher tries first: the user's initial points, or else the experiment's fixed model."""
+    searcher = prepared.experiment.searcher
+    if searcher.initial_points or not searcher.fixed_model_first:
+        return list(searcher.initial_points)
+    point = prepared.fixed_point()
+    return [point] if point else []
 
 
 def _searcher(prepared: Prepared, study_storage: str) -> _Search:
@@ -137,23 +168,44 @@ def _searcher(prepared: Prepared, study_storage: str) -> _Search:
         study_name=experiment.name,
         storage=optuna.storages.RDBStorage(study_storage),
         seed=experiment.seed,
-        points_to_evaluate=[experiment.space.encode_point(p) for p in experiment.searcher.initial_points] or None,
+        points_to_evaluate=[experiment.space.encode_point(p) for p in _first_points(prepared)] or None,
     )
 
 
-def _scheduler(prepared: Prepared) -> FIFOScheduler:
-    """ASHA on the objective; FIFO for a multi-objective search (ASHA needs one metric)."""
+class RungScheduler(FIFOScheduler):
+    """Ray Tune's view of :class:`~search.engines.rungs.Rungs`: stops a trial when its rung cuts it.
+
+    Each trial's best objective so far is what the rungs compare (what the leaderboard ranks by). Every
+    decision about the first cut is written, with its evidence, to ``scheduler.json`` in the run directory.
+    """
+
+    def __init__(self, rungs: Rungs, run_dir: Path):
+        super().__init__()
+        self.rungs, self.path = rungs, run_dir / SCHEDULER_FILE
+        self._write()
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if not _is_epoch(result) or result.get(BEST_OBJECTIVE) is None:
+            return TrialScheduler.CONTINUE
+        known = len(self.rungs.decisions)
+        go = self.rungs.report(trial.trial_id, int(result["training_iteration"]), float(result[BEST_OBJECTIVE]))
+        if len(self.rungs.decisions) != known:
+            self._write()
+        return TrialScheduler.CONTINUE if go else TrialScheduler.STOP
+
+    def _write(self) -> None:
+        atomic_write(self.path, json.dumps(self.rungs.state(), indent=1) + "\n")
+
+
+def _scheduler(prepared: Prepared, run_dir: Path) -> FIFOScheduler:
+    """Successive halving on the best objective so far; FIFO for a multi-objective search (it needs one metric)."""
     experiment = prepared.experiment
     if prepared.objective.multi:
         return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr="training_iteration",
-        metric=OBJECTIVE,
-        mode="max",
-        max_t=experiment.budget.max_epochs,
-        grace_period=min(experiment.scheduler.grace_period, experiment.budget.max_epochs),
-        reduction_factor=experiment.scheduler.reduction_factor,
-    )
+    scheduler = experiment.scheduler
+    horizon = experiment.budget.max_epochs or HORIZON
+    return RungScheduler(Rungs(min(scheduler.grace_period, horizon), scheduler.reduction_factor, horizon,
+                               adaptive=scheduler.adaptive), run_dir)
 
 
 def restore(prepared: Prepared, run_dir: Path, *, storage_path: Path,

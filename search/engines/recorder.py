@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 from ray.tune import Callback
 
-from search.engines.worker import MAX_RETRIES, VAL_OBJECTIVE
+from search.engines.worker import FAILURE_KEY, MAX_RETRIES, VAL_OBJECTIVE
 from search.experiment.metrics import OBJECTIVE, metric_key
 from search.experiment.prepared import Prepared
 from search.rundir.leaderboard import leaderboard_spec, write_leaderboard
@@ -79,7 +79,7 @@ class Recorder(Callback):
         self.task_keys = [metric_key(t.name, t.score_metric, "val") for t in prepared.tasks]
         self.objective_keys = [t.key() for t in objective.terms] if objective.multi else []
         # Kept in each epoch of a trial's history: what the objective and the task scores were, and when.
-        self.history_keys = {"epoch", VAL_OBJECTIVE, "train_loss", "val_loss", "node", "first_step_at", "train_s",
+        self.history_keys = {"epoch", VAL_OBJECTIVE, "train_loss", "val_loss", "node", "worker", "first_step_at", "train_s",
                              *self.task_keys, *(metric_key(t.name, t.score_metric, "train") for t in prepared.tasks),
                              *self.objective_keys}
         self.progress = progress
@@ -95,6 +95,12 @@ class Recorder(Callback):
         self._update(trial, status="running", started_at=old.started_at if old and old.started_at else time.time())
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get(FAILURE_KEY):  # the trial's last result: it failed, its worker goes on
+            self._update(trial, status="failed", failure=result[FAILURE_KEY])
+            self._finished(trials)
+            return
+        if "epoch" not in result:  # a trial that had finished before a restore ends with an empty result
+            return
         record = self.records.get(trial.trial_id) or self._update(trial, status="running", started_at=time.time())
         entry = {k: _clean(v) for k, v in result.items() if k in self.history_keys}
         history = [h for h in record.history if h.get("epoch") != entry.get("epoch")] + [entry]
@@ -107,8 +113,10 @@ class Recorder(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         record = self.records.get(trial.trial_id)
+        if record and record.status == "failed":  # told by its last result
+            return
         epochs = record.epochs if record else 0
-        self._update(trial, status="completed" if epochs >= self.max_epochs else "stopped early")
+        self._update(trial, status="completed" if self._complete(epochs) else "stopped early")
         self._finished(trials)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
@@ -132,7 +140,7 @@ class Recorder(Callback):
             if record is None or record.status not in ("running", "pending"):  # not yet told how it ended
                 continue
             if trial.status == "TERMINATED" and out_of_time:
-                self._update(trial, status="completed" if record.epochs >= self.max_epochs else "out of time")
+                self._update(trial, status="completed" if self._complete(record.epochs) else "out of time")
             elif trial.status == "ERROR":
                 self._update(trial, status="failed", failure=failure_reason(trial))
             else:
@@ -140,6 +148,10 @@ class Recorder(Callback):
         self.write()
 
     # ---------------------------------------------------------------------------------------
+    def _complete(self, epochs: int) -> bool:
+        """Whether a trial that trained ``epochs`` reached the epoch cap (there is none without max_epochs)."""
+        return self.max_epochs is not None and epochs >= self.max_epochs
+
     def write(self):
         return write_leaderboard(self.run_dir, list(self.records.values()), self.spec)
 

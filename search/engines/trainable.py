@@ -1,8 +1,16 @@
-"""The Ray Tune trainable: one trial builds its model, trains, reports and checkpoints each epoch.
+"""The Ray Tune trainable: a worker that outlives its trials, training one epoch per step.
 
-Runs in a Ray worker process. TensorFlow is configured before it touches a device:
-threads limited to the CPUs the trial was given, GPU memory growth on (so fractional
-GPU trials can share a card). A NaN or infinite loss ends the trial as failed.
+A Ray actor imports TensorFlow, receives the data and sets up its threads once (:meth:`setup`);
+each trial it is given after that (:meth:`reset_config`, Ray Tune's ``reuse_actors``) only
+builds its model. One :meth:`step` trains one epoch and returns that epoch's scored row, so
+the scheduler decides between epochs. Every epoch is checkpointed (the model and the best
+objective so far), which a resumed search or a retry on another node starts from.
+
+A trial that cannot succeed (a NaN loss, an invalid sampled model: :class:`TrialFailure`) ends with
+its reason as its last result, and its worker takes on the next trial. Anything else it raises fails
+it for good (:func:`fails_for_good`) on a fresh worker. A worker that could not take on its next trial
+is not that trial's fault: the trial raises :class:`ReuseFailure` at its first step, which Ray Tune
+retries on a fresh worker.
 """
 
 from __future__ import annotations
@@ -10,117 +18,170 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import keras
+from ray import tune
 
-from search.engines.worker import (FAIL_ENV, FAILURES_DIR, VAL_OBJECTIVE, EpochScorer, TrialFailure,
-                                   configure_tensorflow, fails_for_good)
+from search.engines.worker import (FAIL_ENV, FAILURE_KEY, FAILURES_DIR, TEST_ENV_PREFIX, VAL_OBJECTIVE, EpochScorer,
+                                   TrialFailure, configure_tensorflow, fails_for_good)
 from search.experiment.metrics import OBJECTIVE
 from search.experiment.prepared import Prepared
 from search.rundir.directory import MODEL_FILE
 from search.rundir.records import FINISHED, recorded_status
 
-__all__ = ["BEST_OBJECTIVE", "train_trial"]
+__all__ = ["BEST_OBJECTIVE", "RESET_FAIL_ENV", "ReuseFailure", "TrialTrainable"]
 
 BEST_OBJECTIVE = "best_objective"  # reported each epoch: the best objective so far, what the searcher is told
+# Tests make a worker fail to take on a trial: set to JSON {"when": {name: value, ...}}, a worker given a trial
+# whose sampled parameters take all those values fails to reset for it. Unset in normal use.
+RESET_FAIL_ENV = TEST_ENV_PREFIX + "FAIL_RESET"
 
 _STATE_FILE = "state.json"  # beside the checkpoint's model: the epoch reached and the best objective so far
 
 
-def train_trial(config: dict[str, Any], *, prepared: Prepared, run_dir: str | None = None) -> None:
-    """Train one sampled configuration, reporting every epoch to Ray Tune.
+class ReuseFailure(RuntimeError):
+    """A worker could not take on its next trial; Ray Tune retries the trial on a fresh worker."""
 
-    With ``run_dir``: a trial that raised is not retried (:func:`fails_for_good`), and a trial
-    the run directory already records as finished returns at once. The second case follows a
-    killed driver: Ray Tune restores from its last snapshot, which can predate a trial's end.
+
+class TrialTrainable(tune.Trainable):
+    """Trains sampled configurations, one at a time, one epoch per :meth:`step`."""
+
+    def setup(self, config: dict[str, Any], *, prepared: Prepared, run_dir: str | None = None) -> None:
+        self.prepared, self.run_dir = prepared, run_dir
+        configure_tensorflow(trial_threads(prepared))
+        self._begin(config)
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        """Take on the next trial in this worker. Never returns False: in Ray 2.60 that ends the trial
+        without telling the searcher, which keeps its slot taken for good. A failure is raised at the
+        trial's first step instead, where Ray Tune retries it on a fresh worker."""
+        try:
+            if _matches(new_config, RESET_FAIL_ENV):
+                raise RuntimeError(f"deliberate reuse failure ({RESET_FAIL_ENV} is set)")
+            self._begin(new_config)
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the trial deserves a fresh worker
+            self.reuse_failure = f"worker could not take on trial {self.trial_id}: {type(exc).__name__}: {exc}"
+        return True
+
+    def _begin(self, config: dict[str, Any]) -> None:
+        """The trial's model, from scratch (a checkpoint, if any, is loaded after this)."""
+        from mtl_models import build_model
+        from mtl_models.errors import SpecError
+
+        self.reuse_failure: str | None = None
+        self.invalid: str | None = None
+        self.params = dict(config)
+        self.epoch = 0
+        self.finished_before = bool(self.run_dir) and recorded_status(self.run_dir, self.trial_id) in FINISHED
+        keras.backend.clear_session()  # the previous trial's graph and layer names go
+        keras.utils.set_random_seed(self.prepared.experiment.seed)
+        self.model = None
+        try:
+            spec, self.batch_size = self.prepared.spec_for(self.params)
+            self.model = build_model(spec)
+        except (SpecError, ValueError) as exc:
+            self.invalid = f"the sampled parameters give an invalid model: {exc}"
+        self.scorer = EpochScorer(self.prepared.objective)
+        self.fail_at = _fail_at(self.params)
+
+    def step(self) -> dict[str, Any]:
+        if self.reuse_failure:
+            raise ReuseFailure(self.reuse_failure)
+        if self.finished_before:  # a restored driver's snapshot can predate this trial's end: nothing to do
+            return self._ending_result()
+        failures = str(Path(self.run_dir) / FAILURES_DIR) if self.run_dir else None
+        try:
+            with fails_for_good(failures, self.trial_id):  # anything else raised: retried on a fresh worker
+                return self._train_epoch()
+        except TrialFailure as exc:  # the trial's own fault: it ends, failed, and this worker takes the next one
+            return self._ending_result(**{FAILURE_KEY: str(exc)})
+
+    def _ending_result(self, **extra: Any) -> dict[str, Any]:
+        """A result that ends the trial without an epoch. Ray Tune insists every result names the searcher's
+        metrics; they are None here, and the searcher and scheduler ignore such a result."""
+        objective = self.prepared.objective
+        metrics = list(objective.metric) if objective.multi else [BEST_OBJECTIVE]
+        return {"done": True, **dict.fromkeys(metrics), **extra}
+
+    def _train_epoch(self) -> dict[str, Any]:
+        if self.invalid:
+            raise TrialFailure(self.invalid)
+        train, val = self.prepared.splits.train, self.prepared.splits.val
+        self.model.fit(dict(train.inputs), dict(train.targets), batch_size=self.batch_size,
+                       initial_epoch=self.epoch, epochs=self.epoch + 1,
+                       validation_data=(dict(val.inputs), dict(val.targets)),
+                       callbacks=[keras.callbacks.TerminateOnNaN(), self.scorer], verbose=0)
+        if self.scorer.failure:
+            raise TrialFailure(self.scorer.failure)
+        self.epoch += 1
+        row = self.scorer.rows[-1]
+        if self.fail_at is not None and row["epoch"] >= self.fail_at:
+            raise TrialFailure(f"deliberate failure at epoch {row['epoch']} ({FAIL_ENV} is set)")
+        metrics = {**row, "node": self.node, "worker": os.getpid()}
+        if not self.prepared.objective.multi:  # what ASHA and the searcher read; the best so far is what ranks
+            metrics[OBJECTIVE] = row[VAL_OBJECTIVE]
+            metrics[BEST_OBJECTIVE] = self.scorer.best
+        return metrics
+
+    @property
+    def node(self) -> str:
+        """Which node ran each epoch, for the records (``worker``: which process)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        if self.model is None:
+            return
+        self.model.save(os.path.join(checkpoint_dir, MODEL_FILE))
+        state = {"epoch": self.epoch, BEST_OBJECTIVE: self.scorer.best, "best_epoch": self.scorer.best_epoch}
+        Path(checkpoint_dir, _STATE_FILE).write_text(json.dumps(state))
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        self.model = keras.models.load_model(Path(checkpoint_dir) / MODEL_FILE, safe_mode=True)
+        state = json.loads(Path(checkpoint_dir, _STATE_FILE).read_text())
+        self.epoch = state["epoch"]
+        self.scorer.best, self.scorer.best_epoch = state[BEST_OBJECTIVE], state.get("best_epoch", 0)
+
+    def cleanup(self) -> None:
+        self.model = None
+        keras.backend.clear_session()
+
+
+def trial_threads(prepared: Prepared) -> int:
+    """TensorFlow threads for a trial: the CPUs it would have if the other trials' slots on its node were idle.
+
+    Ray reserves ``resources.cpus`` per trial; the trial's thread pool is sized to ``cpus x concurrency``
+    (at most the node's CPUs), so when slots fall idle at a search's end the trials still running use
+    the freed cores, without a restart. On a 2-core machine two such trials running at once train as
+    fast in total as two single-threaded ones (bench/throughput.py measures both).
     """
-    from ray import tune
-
-    if run_dir and recorded_status(run_dir, tune.get_context().get_trial_id()) in FINISHED:
-        return
-    with fails_for_good(str(Path(run_dir) / FAILURES_DIR) if run_dir else None):
-        _train(config, prepared)
-
-
-def _train(config: dict[str, Any], prepared: Prepared) -> None:
-    from ray import tune
+    import ray
 
     experiment = prepared.experiment
-    configure_tensorflow(experiment.resources.cpus)
-    from mtl_models import build_model
-    from mtl_models.errors import SpecError
+    wanted = max(1, int(experiment.resources.cpus * experiment.concurrency))
+    node_id = ray.get_runtime_context().get_node_id()
+    node_cpus = next((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["NodeID"] == node_id), os.cpu_count())
+    return max(1, min(wanted, int(node_cpus or 1)))
 
-    params = dict(config)
-    try:
-        spec, batch_size = prepared.spec_for(params)
-    except (SpecError, ValueError) as exc:
-        raise TrialFailure(f"the sampled parameters give an invalid model: {exc}") from None
-    keras.utils.set_random_seed(experiment.seed)
 
-    start_epoch, state = 0, {}
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as directory:
-            model = keras.models.load_model(Path(directory) / MODEL_FILE, safe_mode=True)
-            state = json.loads((Path(directory) / _STATE_FILE).read_text())
-            start_epoch = state["epoch"]
-    else:
-        model = build_model(spec)
-
-    scorer = EpochScorer(prepared.objective, best=state.get(BEST_OBJECTIVE, -math.inf))
-    scorer.on_row = _Reporter(scorer, multi=prepared.objective.multi, fail_at=_fail_at(params))
-    train, val = prepared.splits.train, prepared.splits.val
-    model.fit(
-        dict(train.inputs),
-        dict(train.targets),
-        batch_size=batch_size,
-        epochs=experiment.budget.max_epochs,
-        initial_epoch=start_epoch,
-        validation_data=(dict(val.inputs), dict(val.targets)),
-        callbacks=[keras.callbacks.TerminateOnNaN(), scorer],
-        verbose=0,
-    )
-    if scorer.failure:
-        raise TrialFailure(scorer.failure)
+def _matches(params: dict[str, Any], env: str) -> dict | None:
+    """The test hook in ``env`` if it names this trial's parameters; None in normal use."""
+    hook = json.loads(os.environ.get(env) or "null")
+    if hook and all(_same(params.get(k), v) for k, v in hook["when"].items()):
+        return hook
+    return None
 
 
 def _fail_at(params: dict[str, Any]) -> int | None:
     """The epoch at which the test hook (:data:`FAIL_ENV`) fails this trial; None in normal use."""
-    fail = json.loads(os.environ.get(FAIL_ENV) or "null")
-    if fail and all(_same(params.get(k), v) for k, v in fail["when"].items()):
-        return fail["epoch"]
-    return None
+    hook = _matches(params, FAIL_ENV)
+    return hook["epoch"] if hook else None
 
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
     return a == b
-
-
-class _Reporter:
-    """Reports each scored epoch to Ray Tune with a checkpoint to resume from (the scorer's ``on_row``)."""
-
-    def __init__(self, scorer: EpochScorer, *, multi: bool, fail_at: int | None):
-        import ray
-
-        self.scorer, self.multi, self.fail_at = scorer, multi, fail_at
-        self.node = ray.get_runtime_context().get_node_id()  # which node ran each epoch, for the records
-
-    def __call__(self, row: dict[str, Any]) -> None:
-        from ray import tune
-
-        if self.fail_at is not None and row["epoch"] >= self.fail_at:
-            raise TrialFailure(f"deliberate failure at epoch {row['epoch']} ({FAIL_ENV} is set)")
-        metrics = {**row, "node": self.node}
-        if not self.multi:  # what ASHA and the searcher read; the best so far is what the leaderboard ranks by
-            metrics[OBJECTIVE] = row[VAL_OBJECTIVE]
-            metrics[BEST_OBJECTIVE] = self.scorer.best
-        with tempfile.TemporaryDirectory() as directory:
-            self.scorer.model.save(os.path.join(directory, MODEL_FILE))
-            state = {"epoch": row["epoch"], BEST_OBJECTIVE: self.scorer.best}
-            Path(directory, _STATE_FILE).write_text(json.dumps(state))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -18,13 +18,14 @@ import keras
 from search.experiment.metrics import OBJECTIVE, from_keras_logs, split_key
 from search.experiment.objective import Objective
 
-__all__ = ["FAILURES_DIR", "FAIL_ENV", "MAX_RETRIES", "VAL_OBJECTIVE", "EpochScorer", "TrialFailure",
-           "configure_tensorflow", "fails_for_good"]
+__all__ = ["FAILURES_DIR", "FAILURE_KEY", "FAIL_ENV", "MAX_RETRIES", "TEST_ENV_PREFIX", "VAL_OBJECTIVE", "EpochScorer",
+           "TrialFailure", "configure_tensorflow", "fails_for_good"]
 
 # Tests make some trials raise mid-training, so that failure handling is checked for real:
 # this variable, set to JSON {"when": {name: value, ...}, "epoch": n}, fails every trial whose
 # sampled parameters take all those values, at the end of epoch ``n``. Unset in normal use.
-FAIL_ENV = "MTL_SEARCH_TEST_FAIL"
+TEST_ENV_PREFIX = "MTL_SEARCH_TEST_"  # the test hooks' variables, forwarded to the workers of a local Ray
+FAIL_ENV = TEST_ENV_PREFIX + "FAIL"
 # A run whose node is lost (a killed worker, a preempted machine) is retried up to this many
 # times; a run that raised is not (see fails_for_good).
 MAX_RETRIES = 2
@@ -34,6 +35,11 @@ VAL_OBJECTIVE = split_key(OBJECTIVE, "val")  # the objective in Keras' logs, for
 
 class TrialFailure(RuntimeError):
     """A run that cannot succeed (NaN loss, invalid sampled model); the search goes on."""
+
+
+# A trial worker reports a TrialFailure as its trial's last result, under this key, instead of raising it:
+# Ray Tune would retry the trial and replace the worker, where the worker is fine and a retry would fail again.
+FAILURE_KEY = "trial_failure"
 
 
 def configure_tensorflow(cpus: float) -> None:
@@ -54,20 +60,23 @@ def configure_tensorflow(cpus: float) -> None:
 
 
 @contextlib.contextmanager
-def fails_for_good(failures_dir: str | None):
+def fails_for_good(failures_dir: str | None, run_id: str | None = None):
     """Make a Ray Tune run that raised fail for good, while a run whose node died is retried.
 
     Ray Tune retries a trial after any error (``FailureConfig.max_failures``). Retries are for
     lost nodes; an exception from the run itself (NaN loss, an invalid model, a bug) would
     only repeat. So the first exception leaves a marker file with its reason under
-    ``failures_dir``, and a retry finding the marker re-raises that reason at once.
+    ``failures_dir``, and a retry finding the marker re-raises that reason at once. ``run_id``
+    names the marker (default: the Ray Tune trial this runs in).
     """
     if not failures_dir:
         yield
         return
-    from ray import tune
+    if run_id is None:
+        from ray import tune
 
-    marker = Path(failures_dir) / f"{tune.get_context().get_trial_id()}.txt"
+        run_id = tune.get_context().get_trial_id()
+    marker = Path(failures_dir) / f"{run_id}.txt"
     if marker.is_file():
         raise TrialFailure(marker.read_text())
     try:
@@ -107,7 +116,8 @@ class EpochScorer(keras.callbacks.Callback):
         return self
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self.first_step_at = time.time()
+        if self.first_step_at is None:  # the first of several fit calls, where a run trains an epoch per call
+            self.first_step_at = time.time()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}

@@ -76,9 +76,20 @@ class ObjectiveConfig:
 
 @dataclass(frozen=True)
 class Budget:
-    trials: int = 12
-    max_epochs: int = 10
+    """When the search ends. With a time limit, ``trials`` and ``max_epochs`` are optional caps (None: none):
+    trials keep coming until the time is up, and a trial trains for as long as the scheduler keeps it.
+    Without one, both are needed (defaults 12 trials, 10 epochs)."""
+
+    trials: int | None = 12
+    max_epochs: int | None = 10
     time_limit_s: float | None = None
+
+    def describe(self) -> str:
+        """The budget in words, for the line a search starts with."""
+        trials = f"{self.trials} trials" if self.trials else "trials until the time limit"
+        epochs = f"up to {self.max_epochs} epochs each" if self.max_epochs else "each trained for as long as it leads"
+        limit = f" within {self.time_limit_s:g} s" if self.time_limit_s and self.trials else ""
+        return f"{trials}{limit}, {epochs}"
 
 
 @dataclass(frozen=True)
@@ -98,14 +109,22 @@ class SearcherConfig:
 
     sampler: str = "tpe"
     initial_points: tuple[Mapping[str, Any], ...] = ()
+    # Without initial points, the experiment's fixed model is tried first (engine ray-tune): the search
+    # starts from the model the user would have trained without one.
+    fixed_model_first: bool = True
 
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """ASHA for single-objective searches (multi-objective ones run FIFO)."""
+    """Successive halving for single-objective searches (multi-objective ones run FIFO).
+
+    ``adaptive`` (default): the first cut moves to a later rung where early rankings fail to predict
+    later ones (search.engines.rungs); off, every rung from ``grace_period`` on cuts, as ASHA does.
+    """
 
     grace_period: int = 2  # epochs every trial gets before it can be stopped
     reduction_factor: float = 3.0
+    adaptive: bool = True
 
 
 @dataclass(frozen=True)
@@ -192,6 +211,9 @@ def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
             raise ConfigError("searcher.initial_points", "work with engine ray-tune only", "engine: keras-tuner")
         if experiment.objective.multi:
             raise ConfigError("objective.metrics", "a multi-objective search needs engine ray-tune", "engine: keras-tuner")
+        if experiment.budget.max_epochs is None:
+            raise ConfigError("budget.max_epochs", "is needed with engine keras-tuner (its trials train to a fixed "
+                              "epoch count); give one, or use engine ray-tune", None)
     return experiment
 
 
@@ -205,7 +227,10 @@ def _searcher(raw: Any, space: SearchSpace, engine: str) -> SearcherConfig:
         raise ConfigError("searcher.sampler", "gp needs PyTorch, which is not installed (`pip install torch`, the CPU "
                           "build is enough); or choose tpe, which needs nothing more", sampler)
     points = section.get("initial_points", [])
+    fixed_first = section.get("fixed_model_first", True)
     section.done()
+    if not isinstance(fixed_first, bool):
+        raise ConfigError("searcher.fixed_model_first", "must be true or false", fixed_first)
     if not isinstance(points, list):
         raise ConfigError("searcher.initial_points", "must be a list of {parameter: value} mappings", points)
     params = {p.name: p for p in space}
@@ -216,12 +241,9 @@ def _searcher(raw: Any, space: SearchSpace, engine: str) -> SearcherConfig:
         for name, value in point.items():
             if name not in params:
                 raise ConfigError(where, f"must name parameters of the space {sorted(params)}", name)
-            param = params[name]
-            inside = value in param.values if param.kind == "choice" else (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and param.low <= value <= param.high)
-            if not inside:
+            if not params[name].holds(value):
                 raise ConfigError(f"{where}.{name}", "must be a value of that parameter's domain", value)
-    return SearcherConfig(sampler=sampler, initial_points=tuple(points))
+    return SearcherConfig(sampler=sampler, initial_points=tuple(points), fixed_model_first=fixed_first)
 
 
 def _data(raw: Any, source: str | None) -> DataConfig:
@@ -279,10 +301,12 @@ def _objective(raw: Any) -> ObjectiveConfig:
 
 def _budget(raw: Any) -> Budget:
     section = Section(raw, "budget")
+    time_limit_s = section.number("time_limit_s", None, low=0, low_open=True, allow_none=True)
+    capped = time_limit_s is None  # without a time limit, trials and epochs must end the search
     budget = Budget(
-        trials=section.number("trials", 12, low=1, integer=True),
-        max_epochs=section.number("max_epochs", 10, low=1, integer=True),
-        time_limit_s=section.number("time_limit_s", None, low=0, low_open=True, allow_none=True),
+        trials=section.number("trials", 12 if capped else None, low=1, integer=True, allow_none=not capped),
+        max_epochs=section.number("max_epochs", 10 if capped else None, low=1, integer=True, allow_none=not capped),
+        time_limit_s=time_limit_s,
     )
     section.done()
     return budget
@@ -305,7 +329,10 @@ def _scheduler(raw: Any) -> SchedulerConfig:
     scheduler = SchedulerConfig(
         grace_period=section.number("grace_period", 2, low=1, integer=True),
         reduction_factor=float(section.number("reduction_factor", 3, low=1, low_open=True)),
+        adaptive=section.get("adaptive", True),
     )
+    if not isinstance(scheduler.adaptive, bool):
+        raise ConfigError("scheduler.adaptive", "must be true or false", scheduler.adaptive)
     section.done()
     return scheduler
 

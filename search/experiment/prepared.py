@@ -60,6 +60,19 @@ class Prepared:
             raise ConfigError("batch_size", "must be an integer >= 1", batch_size)
         return spec, batch_size
 
+    def fixed_point(self) -> dict[str, Any]:
+        """The experiment's fixed model as a point of its space: each searched key's value in the fixed model
+        (the model section, or the spec's default), where the key's domain holds it. A search tries it first:
+        the model the user would have trained without searching."""
+        spec, batch_size = self.spec_for({})
+        point: dict[str, Any] = {}
+        for param in self.experiment.space:
+            parts = param.name.split(".")
+            value = batch_size if param.name == "batch_size" else _get_path(self.experiment.model, parts, spec)
+            if param.applies(point) and param.holds(value):
+                point[param.name] = value
+        return point
+
 
 def prepare(experiment: Experiment) -> Prepared:
     """Load and split the data, then check the model section, space and objective against it."""
@@ -156,6 +169,22 @@ def _head_dict(task: TaskSpec, head: Mapping[str, Any]) -> dict[str, Any]:
     overrides = head.pop("task", None) or {}
     task_dict = {**dataclasses.asdict(task), **overrides}
     return {**head, "task": task_dict}
+
+
+def _get_path(model: Mapping[str, Any], parts: list[str], spec: ModelSpec) -> Any:
+    """The value a search key names in the model section as written, else in the spec built from it (its
+    defaults; ``heads.<task>.<field>`` reads that task's head); None where neither has one."""
+    node: Any = model
+    for part in parts:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    if node is not None:
+        return node
+    node = spec
+    if parts[0] == "heads" and len(parts) == 3:
+        node, parts = next((h for h in spec.heads if h.name == parts[1]), None), parts[2:]
+    for part in parts:
+        node = getattr(node, part, None)
+    return node
 
 
 def _set_path(tree: dict, parts: list[str], value: Any) -> None:

@@ -55,6 +55,14 @@ class Param:
         """Whether this parameter is sampled, given the values sampled before it."""
         return all(name in sampled and sampled[name] in accepted for name, accepted in self.when.items())
 
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` lies in this parameter's domain (a choice of the same type, or within the range)."""
+        if self.kind == "choice":
+            return any(value == v and type(value) is type(v) for v in self.values)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return self.low <= value <= self.high
+
     def corners(self) -> list:
         """Values that bound the domain: each choice, or low and high."""
         if self.kind == "choice":

@@ -8,6 +8,7 @@ Optuna or Keras, so a leaderboard can be rebuilt on any machine.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from search.experiment.metrics import OBJECTIVE, metric_key, mode
-from search.rundir.records import TrialRecord, atomic_write
+from search.rundir.records import SCHEDULER_FILE, TrialRecord, atomic_write
 from search.rundir.render import ROLES_KEY, format_number, render_markdown
 
 if TYPE_CHECKING:
@@ -240,8 +241,22 @@ def write_leaderboard(
     frame = build_leaderboard(records, spec)
     run_dir = Path(run_dir)
     atomic_write(run_dir / "leaderboard.csv", frame.to_csv(index=False))
-    atomic_write(run_dir / "leaderboard.md", render_markdown(frame, title=run_dir.resolve().name))
+    atomic_write(run_dir / "leaderboard.md", render_markdown(frame, title=run_dir.resolve().name,
+                                                             notes=scheduler_notes(run_dir)))
     return frame
+
+
+def scheduler_notes(run_dir: Path) -> list[str]:
+    """What the scheduler decided and why (its ``scheduler.json``), as lines under the table."""
+    path = run_dir / SCHEDULER_FILE
+    if not path.is_file():
+        return []
+    state = json.loads(path.read_text())
+    first = state.get("first_cut_epoch")
+    mode = "adaptive successive halving" if state.get("adaptive") else "successive halving"
+    cut = f"first cut at epoch {first}" if first else "first cut not decided yet (no trial is cut before it is)"
+    lines = [f"Scheduler: {mode} over rungs at epochs {state.get('rungs')}; {cut}."]
+    return lines + [f"- {d['text']}." for d in state.get("decisions", [])]
 
 
 def leaderboard_spec(prepared: Prepared) -> LeaderboardSpec:

@@ -19,10 +19,11 @@ from typing import Any, Literal, get_args
 
 from search.experiment.metrics import higher_is_better
 
-__all__ = ["FINISHED", "SCORED", "STATUSES", "TRIALS_DIR", "UNFINISHED", "TrialRecord", "atomic_write", "best_values",
-           "load_records", "recorded_status", "trial_path"]
+__all__ = ["FINISHED", "SCORED", "STATUSES", "SCHEDULER_FILE", "TRIALS_DIR", "UNFINISHED", "TrialRecord",
+           "atomic_write", "best_values", "load_records", "recorded_status", "trial_path"]
 
 TRIALS_DIR = "trials"
+SCHEDULER_FILE = "scheduler.json"  # what the scheduler decided and why (search.engines.rungs)
 
 # "stopped early": the scheduler (ASHA, Hyperband) ended the trial; "out of time": the search's time limit
 # ended it before its last epoch; "interrupted": the search stopped (Ctrl-C, a killed driver) while the

@@ -78,8 +78,8 @@ def edge_note(frame) -> str | None:
     return f"Best parameters at the edge of their search range: {'; '.join(items)} — consider widening the range."
 
 
-def render_markdown(frame, *, title: str) -> str:
-    """The text of ``leaderboard.md``: title, trial counts, a GitHub table and, if any, the edge note."""
+def render_markdown(frame, *, title: str, notes: Sequence[str] = ()) -> str:
+    """The text of ``leaderboard.md``: title, trial counts, a GitHub table, the edge note if any, then ``notes``."""
     columns = [c for c in frame.columns if c not in _NOT_SHOWN]
     cells = {c: [format_cell(c, v).replace("|", "\\|") for v in frame[c].tolist()] for c in columns}
     lines = [f"# Leaderboard: {title}", ""]
@@ -91,6 +91,8 @@ def render_markdown(frame, *, title: str) -> str:
     note = edge_note(frame)
     if note:
         lines += ["", note]
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 

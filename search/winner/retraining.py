@@ -42,7 +42,7 @@ class RetrainOptions:
 
     top_k: int = 3
     seeds: tuple[int, ...] = (42, 43, 44)
-    epochs: int | None = None  # default: the search's max_epochs
+    epochs: int | None = None  # default: the search's max_epochs, or (without one) the most its top trials trained
     patience: int | None = None  # default: a fifth of the epochs, at least 3
     by: str = "objective"  # or "task.metric", e.g. "B.accuracy"
     baselines: bool = False
@@ -62,8 +62,9 @@ class RetrainOptions:
                 _check_int(name, value, 1)
         selection_key(self.by, prepared)
 
-    def budget(self, prepared: Prepared) -> tuple[int, int]:
-        epochs = self.epochs or prepared.experiment.budget.max_epochs
+    def budget(self, prepared: Prepared, searched_epochs: int) -> tuple[int, int]:
+        """Epochs and early-stopping patience; ``searched_epochs``: the most epochs the configurations trained."""
+        epochs = self.epochs or prepared.experiment.budget.max_epochs or max(1, searched_epochs)
         return epochs, self.patience or max(3, epochs // 5)
 
 
@@ -94,7 +95,7 @@ def retrain(run_dir: str | Path, options: RetrainOptions = RetrainOptions(), *, 
     configs = top_configs(run_dir, prepared, options.top_k)
     root = run_dir / RETRAIN_DIR
     check_writable(root, field="run_dir")
-    epochs, patience = options.budget(prepared)
+    epochs, patience = options.budget(prepared, searched_epochs(run_dir, [trial_id for trial_id, _ in configs]))
     jobs = [Job(trial_id, params, seed) for trial_id, params in configs for seed in options.seeds]
     progress(f"Retraining {len(configs)} configuration(s) × {len(options.seeds)} seed(s) for up to {epochs} epochs "
              f"(early stopping after {patience}); runs in {root}/")
@@ -135,6 +136,11 @@ def top_configs(run_dir: Path, prepared: Prepared, top_k: int) -> list[tuple[str
         raise ConfigError("run_dir", "holds no finished trials to retrain; run or resume the search first "
                           f"(mtl-search resume {run_dir})", str(run_dir))
     return [(trial_id, dict(records[trial_id].params)) for trial_id in ranked[:top_k]]
+
+
+def searched_epochs(run_dir: Path, trial_ids: Sequence[str]) -> int:
+    """The most epochs any of these trials trained in the search."""
+    return max((r.epochs for r in load_records(run_dir) if r.trial_id in set(trial_ids)), default=0)
 
 
 def _check_int(name: str, value, low: int) -> None:

@@ -150,7 +150,8 @@ def finetune(model_dir: str | Path, task: str, *, out: str | Path | None = None,
     check_out_dir(out, force=force)
     prepared = _prepared_for(model_dir)
     spec = ModelSpec.from_dict(card["spec"])
-    epochs = epochs or prepared.experiment.budget.max_epochs
+    # Default: the search's epoch cap, or (without one) as many epochs as the exported model was trained.
+    epochs = epochs or prepared.experiment.budget.max_epochs or card["exported_model"]["epochs"]
     learning_rate = learning_rate or spec.optimizer.learning_rate / 10
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError("--epochs", "must be an integer >= 1", epochs)

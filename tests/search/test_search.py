@@ -33,6 +33,9 @@ def single_run(tmp_path_factory, tiny_template):
     tmp_path = tmp_path_factory.mktemp("single")
     data = copy.deepcopy(tiny_template)
     data["searcher"] = {"sampler": "tpe", "initial_points": [FAILING]}
+    # Plain halving: the adaptive rungs let their first witnesses through, more trials than this search has
+    # (their decisions are tested on curves in engines/test_rungs.py).
+    data["scheduler"] = {**data["scheduler"], "adaptive": False}
     patch = pytest.MonkeyPatch()
     patch.setenv(FAIL_ENV, json.dumps({"when": FAILING, "epoch": 1}))
     lines = []
@@ -58,12 +61,27 @@ def test_leaderboard_holds_every_trial_ranked_by_objective(single_run):
     assert "# Leaderboard: tiny" in (run_dir / "leaderboard.md").read_text()
 
 
+def test_two_workers_train_all_six_trials_each_from_a_fresh_model(single_run):
+    """Workers outlive their trials (reuse_actors): six trials, two slots, two worker processes, even though one
+    trial failed (its worker took on the next trial). Each trial starts from its own model at epoch 1."""
+    _, run_dir, _ = single_run
+    records = load_records(run_dir)
+    workers = {h["worker"] for r in records for h in r.history}
+    assert 1 <= len(workers) <= 2, workers
+    assert all(r.history[0]["epoch"] == 1 for r in records if r.history)
+
+
 def test_asha_stopped_at_least_one_trial_early(single_run):
-    frame, _, _ = single_run
+    frame, run_dir, _ = single_run
     stopped = frame[frame["status"] == "stopped early"]
     assert len(stopped) >= 1
     assert (stopped["epochs"] < 4).all()
     assert (frame[frame["status"] == "completed"]["epochs"] == 4).all()
+    # The scheduler says what it did, in its own file and under the leaderboard.
+    state = json.loads((run_dir / "scheduler.json").read_text())
+    assert state == {"rungs": [1, 2], "first_cut_epoch": 1, "adaptive": False, "decisions": []}
+    assert "Scheduler: successive halving over rungs at epochs [1, 2]; first cut at epoch 1." in (
+        run_dir / "leaderboard.md").read_text()
 
 
 def test_a_trial_that_raises_is_recorded_as_failed_with_its_reason(single_run):
@@ -111,17 +129,23 @@ def _assert_study_agrees_with_leaderboard(study, run_dir):
 
 
 def test_time_limit_ends_running_trials_as_out_of_time_and_the_study_is_told(tmp_path, tiny, write_experiment):
-    """Ray Tune does not tell its searcher about trials its time budget ends: the search settles them."""
-    tiny["budget"] = {"trials": 4, "max_epochs": 500, "time_limit_s": 25}
+    """A budget of wall time alone: trials keep coming and the leaders keep training until the time is up.
+    Ray Tune does not tell its searcher about trials its time budget ends: the search settles them."""
+    tiny["budget"] = {"time_limit_s": 25}
     lines = []
     frame = search.run(write_experiment(tiny), results_dir=tmp_path / "results", progress=lines.append)
     run_dir = tmp_path / "results" / "tiny"
     assert not frame.attrs["interrupted"]
+    assert "trials until the time limit, each trained for as long as it leads" in lines[0]
+    assert not (frame["status"] == "completed").any()  # no epoch cap to complete
     out_of_time = frame[frame["status"] == "out of time"]
-    assert len(out_of_time) >= 1 and (out_of_time["epochs"] < 500).all()
+    assert len(out_of_time) >= 1
+    assert json.loads((run_dir / "scheduler.json").read_text())["adaptive"] is True
     assert "out of time" in (run_dir / "leaderboard.md").read_text().splitlines()[2]
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}")
     _assert_study_agrees_with_leaderboard(study, run_dir)
+    # Without initial points, the first trial is the experiment's fixed model (filters 8, Adam's default rate).
+    assert study.trials[0].params == {"backbone.filters": 8, "optimizer.learning_rate": pytest.approx(0.001)}
     # run.json records the session: its wall time and how its trials ended
     session = json.loads((run_dir / "run.json").read_text())["sessions"][-1]
     assert session["command"] == "run" and session["ended"] - session["started"] == pytest.approx(session["wall_s"], abs=0.1)

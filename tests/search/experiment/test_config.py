@@ -27,6 +27,15 @@ def test_defaults_of_a_minimal_experiment():
     assert len(experiment.space) == 0 and experiment.study_storage is None
 
 
+def test_with_a_time_limit_trials_and_epochs_are_optional_caps():
+    budget = _parse(budget={"time_limit_s": 60}).budget
+    assert (budget.trials, budget.max_epochs) == (None, None)
+    assert budget.describe() == "trials until the time limit, each trained for as long as it leads"
+    capped = _parse(budget={"time_limit_s": 60, "trials": 5, "max_epochs": 7}).budget
+    assert (capped.trials, capped.max_epochs) == (5, 7)
+    assert capped.describe() == "5 trials within 60 s, up to 7 epochs each"
+
+
 @pytest.mark.parametrize("changes, field, rule, value", [
     ({"name": "a b"}, "name", "must be letters, digits", "a b"),
     ({"colour": 1}, "colour", "is not a known key", 1),
@@ -54,6 +63,11 @@ def test_defaults_of_a_minimal_experiment():
     ({"study_storage": "study.db"}, "study_storage", "must be an RDB URL", "study.db"),
     ({"engine": "keras-tuner", "objective": {"metrics": ["shape.accuracy", "colour.accuracy"]}}, "objective.metrics",
      "needs engine ray-tune", "engine: keras-tuner"),
+    ({"engine": "keras-tuner", "budget": {"time_limit_s": 60}}, "budget.max_epochs", "is needed with engine keras-tuner",
+     None),
+    ({"budget": {"max_epochs": None}}, "budget.max_epochs", "must be an integer >= 1", None),
+    ({"scheduler": {"adaptive": 1}}, "scheduler.adaptive", "must be true or false", 1),
+    ({"searcher": {"fixed_model_first": "yes"}}, "searcher.fixed_model_first", "must be true or false", "yes"),
 ])
 def test_a_broken_rule_names_the_field_the_rule_and_the_value(changes, field, rule, value):
     with pytest.raises(ConfigError) as error:

@@ -106,3 +106,29 @@ def test_keras_tuner_reads_the_same_space_with_conditions_as_scopes():
         assert ("heads.B.units" in sampled) == (edge == ["A"])
         assert set(sampled) <= set(SPACE)
     assert isinstance(hp.get("backbone.blocks"), int) and hp.get("batch_size") in (16, 32, 48, 64)
+
+
+def test_the_fixed_model_is_a_point_of_the_space_where_its_domain_holds_it():
+    from search.experiment.config import parse_experiment
+    from search.experiment.prepared import prepare
+
+    prepared = prepare(parse_experiment({
+        "name": "fixed", "data": {"dataset": "shapes", "options": {"n_samples": 60, "image_size": 16}},
+        "model": {"backbone": {"blocks": 2, "filters": 8}, "heads": {"midpoint": {"units": 16, "loss_weight": 4.0}},
+                  "optimizer": {"learning_rate": 0.003}},
+        "batch_size": 32,
+        "space": {
+            "backbone.filters": {"choice": [8, 16]},          # written in the model section
+            "backbone.dropout": {"float": [0.0, 0.5]},         # the spec's default, 0.0
+            "backbone.blocks": {"int": [3, 4]},               # 2 lies outside: left to the sampler
+            "heads.midpoint.units": {"int": [8, 64], "log": True},
+            "loss_weighting": {"choice": ["fixed", "uncertainty"]},
+            "heads.midpoint.loss_weight": {"float": [1.0, 10.0], "when": {"loss_weighting": "fixed"}},
+            "optimizer.learning_rate": {"float": [1.0e-4, 1.0e-2], "log": True},
+            "batch_size": {"choice": [32, 64]},
+        },
+    }))
+    assert prepared.fixed_point() == {"backbone.filters": 8, "backbone.dropout": 0.0, "heads.midpoint.units": 16,
+                                      "loss_weighting": "fixed", "heads.midpoint.loss_weight": 4.0,
+                                      "optimizer.learning_rate": 0.003, "batch_size": 32}
+    assert not Param("x", "choice", values=(1, 2)).holds(True) and Param("x", "choice", values=(True,)).holds(True)
