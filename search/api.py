@@ -119,6 +119,9 @@ def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage:
            progress: Callable[[str], None], *, command: str, started: float) -> pd.DataFrame:
     try:
         if prepared.experiment.engine == "keras-tuner":
+            from search.engines.worker import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
             from search.engines import keras_tuner
 
             keras_tuner.fit(prepared, run_dir, progress=progress)  # continues from its saved state, if any

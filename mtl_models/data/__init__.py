@@ -6,6 +6,7 @@ nothing here imports Keras or the search stack, and nothing is downloaded.
 
 from mtl_models.data.dataset import Dataset, target_shape
 from mtl_models.data.digits import BINARY_COLOUR_NAMES, DIGIT_COLOUR_NAMES, load_digits
+from mtl_models.data.glyphs import N_GLYPHS, glyph_set, load_glyphs
 from mtl_models.data.example_b import example_b_source, write_example_b
 from mtl_models.data.npz import NpzSource, NpzTask, load_npz
 from mtl_models.data.registry import DATASETS, dataset_options, load_dataset
@@ -18,6 +19,7 @@ __all__ = [
     "COLOUR_NAMES",
     "DATASETS",
     "DIGIT_COLOUR_NAMES",
+    "N_GLYPHS",
     "SHAPE_NAMES",
     "Dataset",
     "NpzSource",
@@ -25,8 +27,10 @@ __all__ = [
     "Splits",
     "dataset_options",
     "example_b_source",
+    "glyph_set",
     "load_dataset",
     "load_digits",
+    "load_glyphs",
     "load_npz",
     "load_segmentation",
     "load_shapes",

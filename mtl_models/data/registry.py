@@ -12,6 +12,7 @@ from typing import Any
 
 from mtl_models.data.dataset import Dataset
 from mtl_models.data.digits import load_digits
+from mtl_models.data.glyphs import load_glyphs
 from mtl_models.data.npz import NpzSource, NpzTask, load_npz
 from mtl_models.data.segmentation import load_segmentation
 from mtl_models.data.shapes import load_shapes
@@ -46,6 +47,7 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "shapes": load_shapes,
     "digits": load_digits,
     "segmentation": load_segmentation,
+    "glyphs": load_glyphs,
     "npz": _npz,
 }
 DATASETS: tuple[str, ...] = tuple(_LOADERS)
@@ -65,6 +67,7 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     - ``shapes``: ``n_samples``, ``image_size``, ``seed`` (see :func:`load_shapes`);
     - ``digits``: ``n_samples``, ``colour_task``, ``seed`` (see :func:`load_digits`);
     - ``segmentation``: ``n_samples``, ``image_size``, ``seed`` (see :func:`load_segmentation`);
+    - ``glyphs``: ``n_samples``, ``image_size``, ``seed`` (see :func:`load_glyphs`);
     - ``npz``: either ``source`` (an :class:`NpzSource` or a mapping of its fields), or
       ``path`` and ``tasks`` (each an :class:`NpzTask` or a mapping such as
       ``{"task": {"name": "A", "kind": "classification", "num_classes": 10}, "column": 0}``)

@@ -2,7 +2,7 @@
 
 The search space is the experiment's one declaration, translated by
 :meth:`SearchSpace.sample_keras_tuner`; the objective is the same (``val_objective``, max,
-scored by the epoch callback every engine uses, :class:`~search.engines.worker.EpochScorer`);
+scored by the epoch callback every engine uses, :class:`~search.engines.scoring.EpochScorer`);
 trials are written as the same trial records and leaderboard as the Ray Tune engine's, so
 ``results``, ``retrain`` and ``export`` work on either. KerasTuner keeps its own state under
 ``<run dir>/keras_tuner/``, which is what a resume reloads.
@@ -18,7 +18,8 @@ import keras
 import keras_tuner as kt
 
 from search.engines.samplers import keras_tuner_class
-from search.engines.worker import VAL_OBJECTIVE, EpochScorer, configure_tensorflow
+from search.engines.scoring import EpochScorer
+from search.engines.worker import VAL_OBJECTIVE, configure_tensorflow
 from search.experiment.metrics import metric_key
 from search.experiment.prepared import Prepared
 from search.rundir.leaderboard import leaderboard_spec, write_leaderboard

@@ -11,6 +11,9 @@ its reason as its last result, and its worker takes on the next trial. Anything 
 it for good (:func:`fails_for_good`) on a fresh worker. A worker that could not take on its next trial
 is not that trial's fault: the trial raises :class:`ReuseFailure` at its first step, which Ray Tune
 retries on a fresh worker.
+
+Keras is imported inside the methods, which run in the workers: the driver, which only names this class,
+never imports TensorFlow, so Ray starts while the driver would otherwise still be importing it.
 """
 
 from __future__ import annotations
@@ -21,11 +24,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import keras
 from ray import tune
 
-from search.engines.worker import (FAIL_ENV, FAILURE_KEY, FAILURES_DIR, TEST_ENV_PREFIX, VAL_OBJECTIVE, EpochScorer,
-                                   TrialFailure, configure_tensorflow, fails_for_good)
+from search.engines.worker import (FAIL_ENV, FAILURE_KEY, FAILURES_DIR, TEST_ENV_PREFIX, VAL_OBJECTIVE, TrialFailure,
+                                   configure_tensorflow, fails_for_good)
 from search.experiment.metrics import OBJECTIVE
 from search.experiment.prepared import Prepared
 from search.rundir.directory import MODEL_FILE
@@ -67,8 +69,11 @@ class TrialTrainable(tune.Trainable):
 
     def _begin(self, config: dict[str, Any]) -> None:
         """The trial's model, from scratch (a checkpoint, if any, is loaded after this)."""
+        import keras
+
         from mtl_models import build_model
         from mtl_models.errors import SpecError
+        from search.engines.scoring import EpochScorer
 
         self.reuse_failure: str | None = None
         self.invalid: str | None = None
@@ -106,6 +111,8 @@ class TrialTrainable(tune.Trainable):
         return {"done": True, **dict.fromkeys(metrics), **extra}
 
     def _train_epoch(self) -> dict[str, Any]:
+        import keras
+
         if self.invalid:
             raise TrialFailure(self.invalid)
         train, val = self.prepared.splits.train, self.prepared.splits.val
@@ -140,12 +147,16 @@ class TrialTrainable(tune.Trainable):
         Path(checkpoint_dir, _STATE_FILE).write_text(json.dumps(state))
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
+        import keras
+
         self.model = keras.models.load_model(Path(checkpoint_dir) / MODEL_FILE, safe_mode=True)
         state = json.loads(Path(checkpoint_dir, _STATE_FILE).read_text())
         self.epoch = state["epoch"]
         self.scorer.best, self.scorer.best_epoch = state[BEST_OBJECTIVE], state.get("best_epoch", 0)
 
     def cleanup(self) -> None:
+        import keras
+
         self.model = None
         keras.backend.clear_session()
 

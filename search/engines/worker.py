@@ -1,25 +1,20 @@
 """What every training run needs, whichever engine runs it: TensorFlow set up for its share of the machine,
-the one epoch callback that scores each epoch, and the rule that a run which raised fails for good.
+the names a run's results and failures go by, and the rule that a run which raised fails for good.
 
-:class:`EpochScorer` is used by the Ray Tune trainable, the KerasTuner engine and retraining alike,
-so an epoch's objective, its NaN check and its history row are computed in one place.
+No Keras here (TensorFlow is imported inside :func:`configure_tensorflow` only): the search's driver
+imports this module and never needs TensorFlow. The epoch callback is :mod:`search.engines.scoring`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import time
+import os
 from pathlib import Path
-from typing import Any, Callable
 
-import keras
+from search.experiment.metrics import OBJECTIVE, split_key
 
-from search.experiment.metrics import OBJECTIVE, from_keras_logs, split_key
-from search.experiment.objective import Objective
-
-__all__ = ["FAILURES_DIR", "FAILURE_KEY", "FAIL_ENV", "MAX_RETRIES", "TEST_ENV_PREFIX", "VAL_OBJECTIVE", "EpochScorer",
-           "TrialFailure", "configure_tensorflow", "fails_for_good"]
+__all__ = ["FAILURES_DIR", "FAILURE_KEY", "FAIL_ENV", "MAX_RETRIES", "TEST_ENV_PREFIX", "VAL_OBJECTIVE", "TrialFailure",
+           "configure_tensorflow", "fails_for_good", "import_tensorflow_quietly"]
 
 # Tests make some trials raise mid-training, so that failure handling is checked for real:
 # this variable, set to JSON {"when": {name: value, ...}, "epoch": n}, fails every trial whose
@@ -40,6 +35,21 @@ class TrialFailure(RuntimeError):
 # A trial worker reports a TrialFailure as its trial's last result, under this key, instead of raising it:
 # Ray Tune would retry the trial and replace the worker, where the worker is fine and a retry would fail again.
 FAILURE_KEY = "trial_failure"
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines (oneDNN, "no CUDA drivers") kept out of the terminal:
+    they ignore TF_CPP_MIN_LOG_LEVEL, so file descriptor 2 is silenced while it imports, then restored.
+    A failed import still raises."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def configure_tensorflow(cpus: float) -> None:
@@ -85,56 +95,3 @@ def fails_for_good(failures_dir: str | None, run_id: str | None = None):
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(exc) if isinstance(exc, TrialFailure) else f"{type(exc).__name__}: {exc}")
         raise
-
-
-class EpochScorer(keras.callbacks.Callback):
-    """Scores every epoch: its metrics in the project's vocabulary, the objective, a NaN check, the timing.
-
-    Adds ``val_objective`` to Keras' logs, so that callbacks after it (a checkpoint, early stopping,
-    KerasTuner's objective) can monitor it; where the objective is not finite it is logged as
-    ``non_finite``. A non-finite training loss stops training and sets ``failure``. Each epoch's row
-    (``epoch``, ``train_*`` and ``val_*`` metrics, ``val_objective``, ``learning_rate``, ``first_step_at``
-    (when training began, after the run's start-up) and ``train_s`` (training seconds so far)) is kept
-    in ``rows`` and, unless the epoch failed, handed to ``on_row``. Past ``deadline`` (unix time)
-    training stops at the end of the epoch and ``out_of_time`` is set.
-    """
-
-    def __init__(self, objective: Objective, *, non_finite: float = 0.0, best: float = -math.inf,
-                 deadline: float | None = None, on_row: Callable[[dict[str, Any]], None] | None = None):
-        super().__init__()
-        self.objective = objective
-        self.non_finite = non_finite
-        self.best, self.best_epoch = best, 0  # the best val_objective and its epoch
-        self.deadline = deadline
-        self.on_row = on_row
-        self.rows: list[dict[str, Any]] = []
-        self.failure: str | None = None
-        self.out_of_time = False
-        self.first_step_at: float | None = None
-
-    def __deepcopy__(self, memo):  # KerasTuner deep-copies callbacks per trial; this one is per run already
-        return self
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        if self.first_step_at is None:  # the first of several fit calls, where a run trains an epoch per call
-            self.first_step_at = time.time()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs if logs is not None else {}
-        row: dict[str, Any] = {"epoch": epoch + 1, **from_keras_logs(logs, self.model.output_names)}
-        value = self.objective.value(row, split="val")
-        logs[VAL_OBJECTIVE] = row[VAL_OBJECTIVE] = value if math.isfinite(value) else self.non_finite
-        if row[VAL_OBJECTIVE] > self.best:
-            self.best, self.best_epoch = row[VAL_OBJECTIVE], epoch + 1
-        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        row.update(first_step_at=self.first_step_at, train_s=round(time.time() - self.first_step_at, 3))
-        self.rows.append(row)
-        loss = row.get("train_loss", math.nan)
-        if not math.isfinite(loss):
-            self.failure = f"loss became {loss} at epoch {epoch + 1}"
-            self.model.stop_training = True
-        elif self.on_row is not None:
-            self.on_row(row)
-        if self.deadline is not None and time.time() >= self.deadline:
-            self.model.stop_training = True
-            self.out_of_time = True

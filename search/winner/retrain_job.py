@@ -6,7 +6,7 @@ TensorBoard logs; then the best checkpoint is evaluated on the test split, which
 search never saw. Everything lands in the run's own directory, ``result.json`` last
 (:mod:`search.winner.runs`), so a run with a ``result.json`` is finished and a repeated
 retrain skips it. Epochs are scored by the callback every engine uses
-(:class:`~search.engines.worker.EpochScorer`).
+(:class:`~search.engines.scoring.EpochScorer`).
 
 A single-task baseline run (``task`` set) trains that task's head alone on the same
 backbone, with the same budget and seed.
@@ -23,8 +23,8 @@ from typing import Any
 import keras
 
 from mtl_models.spec import ModelSpec
-from search.engines.worker import (FAILURES_DIR, VAL_OBJECTIVE, EpochScorer, TrialFailure, configure_tensorflow,
-                                   fails_for_good)
+from search.engines.scoring import EpochScorer
+from search.engines.worker import FAILURES_DIR, VAL_OBJECTIVE, TrialFailure, configure_tensorflow, fails_for_good
 from search.experiment.objective import Objective, task_term
 from search.experiment.prepared import Prepared
 from search.rundir.directory import MODEL_FILE

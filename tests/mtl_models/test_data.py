@@ -11,14 +11,17 @@ import pytest
 from mtl_models.data import (
     COLOUR_NAMES,
     DATASETS,
+    N_GLYPHS,
     SHAPE_NAMES,
     Dataset,
     NpzSource,
     NpzTask,
     dataset_options,
     example_b_source,
+    glyph_set,
     load_dataset,
     load_digits,
+    load_glyphs,
     load_npz,
     load_segmentation,
     load_shapes,
@@ -111,6 +114,13 @@ DECLARED = {
         "targets": {"label": (np.float32, (1,), "01"), "mask": (np.float32, (32, 32, 1), "01"),
                     "value": (np.float32, (1,), None)},
         "stratify": "label",
+    },
+    "glyphs": {
+        "options": {"n_samples": 160},
+        "inputs": [("image", (32, 32, 3))],
+        "tasks": [("left", "classification", 8), ("sum", "classification", 8), ("gap", "regression", 1)],
+        "targets": {"left": (np.int32, (), 8), "sum": (np.int32, (), 8), "gap": (np.float32, (1,), (0, 1))},
+        "stratify": "left",
     },
     "npz": {  # network (b)'s format, in a file written with these options (see the `load` fixture)
         "options": {"n_samples": 160},
@@ -244,6 +254,31 @@ def test_shapes_midpoint_and_colour_are_right():
     assert (centre.max(axis=1) > 0.5).all()  # every shape covers its midpoint; the background is dark
     nearest = np.argmin(((centre[:, None, :] - np.asarray(COLOURS)[None]) ** 2).sum(-1), axis=1)
     np.testing.assert_array_equal(nearest, ds.targets["colour"])
+
+
+def test_glyphs_draw_the_left_glyph_and_sum_says_nothing_about_one_glyph_alone():
+    ds = load_glyphs(n_samples=400, image_size=32, seed=5)
+    glyphs, image = glyph_set(), ds.inputs["image"]
+    assert len(glyphs) == N_GLYPHS and len({g.tobytes() for g in glyphs}) == N_GLYPHS
+    # Glyph colours are >= 0.5 per channel, the background <= 0.1, noise 0.03: 0.3 parts them at over 6 sigma.
+    ink = image.max(axis=-1) > 0.3
+    left_ink = ink[:, :, :16].reshape(400, -1).sum(axis=1)
+    np.testing.assert_array_equal(left_ink, glyphs.sum(axis=(1, 2))[ds.targets["left"]] * 4)  # 2x2 px per cell
+    for row in range(5):  # the ink's shape, cropped to its box, is the labelled glyph's
+        box = ink[row, :, :16]
+        ys, xs = np.nonzero(box)
+        cells = box[ys.min():ys.max() + 1:2, xs.min():xs.max() + 1:2]
+        glyph = glyphs[ds.targets["left"][row]]
+        gy, gx = np.nonzero(glyph)
+        np.testing.assert_array_equal(cells, glyph[gy.min():gy.max() + 1, gx.min():gx.max() + 1])
+    gap = ds.targets["gap"][:, 0]
+    assert 0.0 < gap.min() and gap.max() < 1.0
+    # sum = (left + right) mod 8 with the right glyph uniform: for every left glyph, every sum is about as likely.
+    many = load_glyphs(n_samples=8000, image_size=16, seed=1)
+    table = np.zeros((N_GLYPHS, N_GLYPHS), dtype=int)
+    np.add.at(table, (many.targets["left"], many.targets["sum"]), 1)
+    expected = 8000 / N_GLYPHS**2
+    assert np.abs(table - expected).max() < 5 * np.sqrt(expected), table
 
 
 def test_shapes_are_fast():
@@ -518,7 +553,7 @@ def test_npz_descriptions_are_validated():
 
 
 def test_registry_loads_by_name_and_names_bad_options(example_b):
-    assert DATASETS == ("shapes", "digits", "segmentation", "npz")
+    assert DATASETS == ("shapes", "digits", "segmentation", "glyphs", "npz")
     assert _same(load_dataset("shapes", n_samples=20, seed=4), load_shapes(n_samples=20, seed=4))
     assert dataset_options("digits") == ("n_samples", "colour_task", "seed")
     by_source = load_dataset("npz", source=example_b_source(example_b))
@@ -528,7 +563,7 @@ def test_registry_loads_by_name_and_names_bad_options(example_b):
         {"task": {"name": "C", "kind": "regression", "activation": "sigmoid", "metrics": ["mae"]}, "column": 2},
     ])
     assert _same(by_source, plain)
-    with pytest.raises(DataError, match=r"\['shapes', 'digits', 'segmentation', 'npz'\], but got 'cifar'"):
+    with pytest.raises(DataError, match=r"\['shapes', 'digits', 'segmentation', 'glyphs', 'npz'\], but got 'cifar'"):
         load_dataset("cifar")
     with pytest.raises(DataError, match=r"'image_size'.*unknown option\(s\) \['size'\]"):
         load_dataset("shapes", size=10)

@@ -28,8 +28,10 @@ def _spec(loss_weighting):
     )
 
 
-@pytest.mark.parametrize("loss_weighting", ["fixed", "uncertainty"])
-def test_load_in_fresh_process_with_safe_mode_gives_identical_predictions(tmp_path, loss_weighting):
+# Either import order registers the layers: mtl_models registers them when Keras is imported, if not before.
+@pytest.mark.parametrize(("loss_weighting", "imports"), [("fixed", "keras, mtl_models"),
+                                                          ("uncertainty", "mtl_models, keras")])
+def test_load_in_fresh_process_with_safe_mode_gives_identical_predictions(tmp_path, loss_weighting, imports):
     rng = np.random.default_rng(0)
     raw = {
         "image": rng.random((12, 16, 16, 3), dtype=np.float32) * 255.0,  # raw, not normalised
@@ -49,8 +51,8 @@ def test_load_in_fresh_process_with_safe_mode_gives_identical_predictions(tmp_pa
 
     script = textwrap.dedent(
         f"""
-        import json, numpy as np, keras
-        import mtl_models  # registers the custom layers; nothing else is needed
+        import json, numpy as np
+        import {imports}  # importing mtl_models registers the custom layers; nothing else is needed
         model = keras.models.load_model({str(tmp_path / "model.keras")!r}, safe_mode=True)
         raw = dict(np.load({str(tmp_path / "inputs.npz")!r}, allow_pickle=False))
         out = model.predict(raw, verbose=0)

@@ -110,6 +110,19 @@ def test_no_module_is_over_the_size_limit():
     assert not long, long
 
 
+def test_the_search_driver_never_imports_tensorflow():
+    """`run` and `resume` start Ray without waiting for TensorFlow: only the trial workers import it."""
+    probe = ("import sys\n"
+             "import search.cli, search.api, search.engines.ray_tune, search.engines.trainable, search.engines.recorder\n"
+             "from search.experiment.config import load_experiment\n"
+             "from search.experiment.prepared import prepare\n"
+             "prepare(load_experiment('configs/glyphs.yaml'))\n"
+             "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "[]"
+
+
 def test_nothing_after_the_search_imports_ray():
     """What `export`, `evaluate`, `predict`, `finetune`, `report`, `results` and `migrate` need loads no Ray;
     retraining, imported next in the same process, does (so the probe sees Ray where it is used)."""

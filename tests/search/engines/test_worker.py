@@ -7,7 +7,8 @@ import keras
 import pytest
 
 from mtl_models import build_model
-from search.engines.worker import VAL_OBJECTIVE, EpochScorer
+from search.engines.scoring import EpochScorer
+from search.engines.worker import VAL_OBJECTIVE
 from search.experiment.config import parse_experiment
 from search.experiment.prepared import prepare
 
