@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from mtl_models.errors import DataError
 
-__all__ = ["balanced_labels", "check_int", "check_seed", "pixel_grid"]
+__all__ = ["balanced_labels", "check_int", "check_seed", "in_chunks", "pixel_grid"]
 
 
 def check_int(name: str, value: object, low: int, high: int | None = None) -> int:
@@ -35,3 +37,9 @@ def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     centres = np.arange(size, dtype=np.float32) + 0.5
     y, x = np.meshgrid(centres, centres, indexing="ij")
     return y[None], x[None]
+
+
+def in_chunks(draw: Callable[..., tuple[np.ndarray, ...]], chunk: int, *labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``draw(*labels)`` over consecutive slices of ``chunk`` samples (to bound memory), its outputs concatenated."""
+    parts = [draw(*(a[start:start + chunk] for a in labels)) for start in range(0, len(labels[0]), chunk)]
+    return tuple(np.concatenate(outputs) for outputs in zip(*parts))

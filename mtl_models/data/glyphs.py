@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_models.data._common import balanced_labels, check_int, check_seed
+from mtl_models.data._common import balanced_labels, check_int, check_seed, in_chunks
 from mtl_models.data.dataset import Dataset
 from mtl_models.spec import TaskSpec
 
@@ -85,12 +85,7 @@ def load_glyphs(*, n_samples: int = 4000, image_size: int = 32, seed: int = 0) -
     rng = np.random.default_rng(check_seed(seed))
     left = balanced_labels(rng, n, N_GLYPHS)
     right = rng.integers(0, N_GLYPHS, size=n).astype(np.int32)
-    images, gaps = [], []
-    for start in range(0, n, _CHUNK):
-        part = slice(start, start + _CHUNK)
-        image, gap = _draw(rng, left[part], right[part], size)
-        images.append(image)
-        gaps.append(gap)
+    images, gaps = in_chunks(lambda a, b: _draw(rng, a, b, size), _CHUNK, left, right)
     tasks = (
         TaskSpec(name="left", kind="classification", num_classes=N_GLYPHS),
         TaskSpec(name="sum", kind="classification", num_classes=N_GLYPHS),
@@ -98,7 +93,7 @@ def load_glyphs(*, n_samples: int = 4000, image_size: int = 32, seed: int = 0) -
     )
     return Dataset(
         name="glyphs",
-        inputs={"image": np.concatenate(images).astype(np.float32, copy=False)},
-        targets={"left": left, "sum": ((left + right) % N_GLYPHS).astype(np.int32), "gap": np.concatenate(gaps)},
+        inputs={"image": images.astype(np.float32, copy=False)},
+        targets={"left": left, "sum": ((left + right) % N_GLYPHS).astype(np.int32), "gap": gaps},
         tasks=tasks,
     )

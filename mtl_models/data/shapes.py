@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_models.data._common import balanced_labels, check_int, check_seed, pixel_grid
+from mtl_models.data._common import balanced_labels, check_int, check_seed, in_chunks, pixel_grid
 from mtl_models.data.dataset import Dataset
 from mtl_models.spec import TaskSpec
 
@@ -76,12 +76,7 @@ def load_shapes(*, n_samples: int = 3000, image_size: int = 32, seed: int = 0) -
     rng = np.random.default_rng(check_seed(seed))
     shape = balanced_labels(rng, n, len(SHAPE_NAMES))
     colour = balanced_labels(rng, n, len(COLOUR_NAMES))
-    images, midpoints = [], []
-    for start in range(0, n, _CHUNK):
-        part = slice(start, start + _CHUNK)
-        image, midpoint = _draw(rng, shape[part], colour[part], size)
-        images.append(image)
-        midpoints.append(midpoint)
+    images, midpoints = in_chunks(lambda s, c: _draw(rng, s, c, size), _CHUNK, shape, colour)
     tasks = (
         TaskSpec(name="shape", kind="classification", num_classes=len(SHAPE_NAMES)),
         TaskSpec(name="colour", kind="classification", num_classes=len(COLOUR_NAMES)),
@@ -90,7 +85,7 @@ def load_shapes(*, n_samples: int = 3000, image_size: int = 32, seed: int = 0) -
     )
     return Dataset(
         name="shapes",
-        inputs={"image": np.concatenate(images).astype(np.float32, copy=False)},
-        targets={"shape": shape, "colour": colour, "midpoint": np.concatenate(midpoints)},
+        inputs={"image": images.astype(np.float32, copy=False)},
+        targets={"shape": shape, "colour": colour, "midpoint": midpoints},
         tasks=tasks,
     )
