@@ -113,7 +113,7 @@ def test_a_path_that_is_neither_is_refused(tmp_path, capsys):
 
 
 def test_the_committed_reference_runs_are_in_the_current_format():
-    runs = [ROOT / "results" / "shapes", *sorted(p for p in (ROOT / "results" / "bench" / "runs").iterdir()
+    runs = [ROOT / "results" / "shapes", *sorted(p for p in (ROOT / "results" / "bench" / "engines").glob("*/*")
                                                  if (p / "run.json").is_file())]
     assert len(runs) > 1
     for run_dir in runs:
