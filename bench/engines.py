@@ -58,11 +58,16 @@ ENGINES = {
     # KerasTuner trains one trial at a time: it gets both cores, as a KerasTuner user's one process would.
     "kt-hyperband": {"engine": "keras-tuner", "searcher": {"sampler": "hyperband"}, **ONE_PROCESS,
                      "budget": {"max_epochs": PEER_EPOCHS}},
-    # grace period = max epochs: no trial is stopped early, which is FIFO scheduling.
+    # grace period = max epochs: no trial is stopped early, which is FIFO scheduling; no cooldown (Ray Tune has none).
     "ray-random-fifo": {"searcher": {"sampler": "random"}, "scheduler": {"grace_period": PEER_EPOCHS},
-                        "budget": {"max_epochs": PEER_EPOCHS}},
-    # One trial, the fixed model (tried first), never stopped: rungs start beyond any epoch it reaches.
-    "no-search": {**ONE_PROCESS, "budget": {"trials": 1}, "scheduler": {"grace_period": 100_000, "adaptive": False}},
+                        "budget": {"max_epochs": PEER_EPOCHS, "cooldown": 0}},
+    # One trial, the fixed model (tried first), never stopped: rungs start beyond any epoch it reaches; trained at
+    # its own learning rate throughout, as a plain model.fit would.
+    "no-search": {**ONE_PROCESS, "budget": {"trials": 1, "cooldown": 0},
+                  "scheduler": {"grace_period": 100_000, "adaptive": False}},
+    # What the cooldown alone is worth: no search, the fixed model with the default's last stretch.
+    "fixed-cooldown": {**ONE_PROCESS, "budget": {"trials": 1},
+                       "scheduler": {"grace_period": 100_000, "adaptive": False}},
     "tpe-asha": {"searcher": {"sampler": "tpe", "fixed_model_first": False}, "budget": {"max_epochs": 15},
                  "scheduler": {"grace_period": 3, "reduction_factor": 3, "adaptive": False}},
 }

@@ -2,6 +2,8 @@
 
 Single-objective searches stop trials by :class:`~search.engines.rungs.Rungs` on the best objective
 so far; multi-objective ones run Optuna's multi-objective study with FIFO (halving needs one metric).
+In the last stretch of a time limit (``budget.cooldown``) no trial starts, only the leaders train on and
+their learning rates anneal (cooldown.py).
 Trial workers outlive their trials (``reuse_actors``, see trainable.py). The Optuna study is
 a real RDB study (SQLite in the run directory by default), so optuna-dashboard opens it.
 
@@ -22,7 +24,9 @@ from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from search.engines import cooldown as cooling
 from search.engines import recorder
+from search.engines.cooldown import Cooldown
 from search.engines.rungs import Rungs
 from search.engines.samplers import make_sampler
 from search.engines.trainable import BEST_OBJECTIVE, TrialTrainable
@@ -43,9 +47,14 @@ HORIZON = 100_000
 
 class _Search(OptunaSearch):
     """Ray's OptunaSearch, tagging each study trial with the Ray Tune trial it configures (and telling the
-    study FAIL for a trial whose last result reports its failure)."""
+    study FAIL for a trial whose last result reports its failure). In the run's cooldown it suggests nothing."""
+
+    run_key: str | None = None  # the run directory, whose cooldown this process has attached
 
     def suggest(self, trial_id: str) -> dict | None:
+        cooldown = cooling.attached(self.run_key)
+        if cooldown and cooldown.active():
+            return None  # no trial starts in the last stretch; Ray Tune asks again later
         params = super().suggest(trial_id)
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_user_attr(TRIAL_ATTR, trial_id)
@@ -110,10 +119,10 @@ def _outcome(record: TrialRecord, objective: Objective) -> tuple[float | list[fl
     return (values if objective.multi else values[0]), optuna.trial.TrialState.COMPLETE
 
 
-def _trainable(prepared: Prepared, run_dir: Path):
+def _trainable(prepared: Prepared, run_dir: Path, cooldown: Cooldown | None):
     resources = prepared.experiment.resources
     return tune.with_resources(
-        tune.with_parameters(TrialTrainable, prepared=prepared, run_dir=str(run_dir.resolve())),
+        tune.with_parameters(TrialTrainable, prepared=prepared, run_dir=str(run_dir.resolve()), cooldown=cooldown),
         {"cpu": resources.cpus, "gpu": resources.gpus},
     )
 
@@ -122,11 +131,11 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
         progress: Callable[[str], None] = print) -> tune.ResultGrid:
     """Run the search to its budget (or until interrupted). Results land in ``run_dir``."""
     experiment = prepared.experiment
-    with recorder.attach(prepared, run_dir, progress) as record:
+    with recorder.attach(prepared, run_dir, progress) as record, _cooldown(prepared, run_dir) as cooldown:
         tuner = tune.Tuner(
-            _trainable(prepared, run_dir),
+            _trainable(prepared, run_dir, cooldown),
             tune_config=tune.TuneConfig(
-                search_alg=_searcher(prepared, study_storage),
+                search_alg=_searcher(prepared, study_storage, run_dir),
                 scheduler=_scheduler(prepared, run_dir),
                 num_samples=experiment.budget.trials or -1,  # -1: until the time limit
                 max_concurrent_trials=experiment.concurrency,
@@ -148,6 +157,16 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
         return tuner.fit()
 
 
+def _cooldown(prepared: Prepared, run_dir: Path):
+    """The cooldown of a fit or restore starting now, attached for its searcher and scheduler."""
+    budget = prepared.experiment.budget
+    return cooling.attach(_key(run_dir), Cooldown.starting_now(budget.time_limit_s, budget.cooldown))
+
+
+def _key(run_dir: Path) -> str:
+    return str(run_dir.resolve())
+
+
 def _first_points(prepared: Prepared) -> list[dict]:
     """What the searcher tries first: the user's initial points, or else the experiment's fixed model."""
     searcher = prepared.experiment.searcher
@@ -157,9 +176,9 @@ def _first_points(prepared: Prepared) -> list[dict]:
     return [point] if point else []
 
 
-def _searcher(prepared: Prepared, study_storage: str) -> _Search:
+def _searcher(prepared: Prepared, study_storage: str, run_dir: Path) -> _Search:
     experiment, objective = prepared.experiment, prepared.objective
-    return _Search(
+    search = _Search(
         space=experiment.space.sample_optuna,
         # the best objective so far, not the last epoch's: the value the leaderboard ranks by
         metric=objective.metric if objective.multi else BEST_OBJECTIVE,
@@ -170,31 +189,61 @@ def _searcher(prepared: Prepared, study_storage: str) -> _Search:
         seed=experiment.seed,
         points_to_evaluate=[experiment.space.encode_point(p) for p in _first_points(prepared)] or None,
     )
+    search.run_key = _key(run_dir)
+    return search
 
 
 class RungScheduler(FIFOScheduler):
-    """Ray Tune's view of :class:`~search.engines.rungs.Rungs`: stops a trial when its rung cuts it.
+    """Ray Tune's view of :class:`~search.engines.rungs.Rungs`: stops a trial when its rung cuts it, and in the
+    run's cooldown (:mod:`search.engines.cooldown`) when it is not among the leaders of the running trials.
 
     Each trial's best objective so far is what the rungs compare (what the leaderboard ranks by). Every
-    decision about the first cut is written, with its evidence, to ``scheduler.json`` in the run directory.
+    decision about the first cut is written, with its evidence, to ``scheduler.json`` in the run directory,
+    and so is the cooldown once it has begun.
     """
 
     def __init__(self, rungs: Rungs, run_dir: Path):
         super().__init__()
-        self.rungs, self.path = rungs, run_dir / SCHEDULER_FILE
+        self.rungs, self.path, self.run_key = rungs, run_dir / SCHEDULER_FILE, _key(run_dir)
+        self.running: dict[str, float] = {}  # trial -> its best objective so far, for trials still training
+        self.cooling: dict | None = None  # the cooldown, once it has begun
         self._write()
+
+    def __setstate__(self, state: dict) -> None:  # a resumed search: trials report again as they run
+        self.__dict__.update({**state, "running": {}})
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if not _is_epoch(result) or result.get(BEST_OBJECTIVE) is None:
             return TrialScheduler.CONTINUE
         known = len(self.rungs.decisions)
-        go = self.rungs.report(trial.trial_id, int(result["training_iteration"]), float(result[BEST_OBJECTIVE]))
-        if len(self.rungs.decisions) != known:
+        best = float(result[BEST_OBJECTIVE])
+        self.running[trial.trial_id] = best
+        go = self.rungs.report(trial.trial_id, int(result["training_iteration"]), best)
+        changed = len(self.rungs.decisions) != known
+        cooldown = cooling.attached(getattr(self, "run_key", None))
+        if go and cooldown and cooldown.active():
+            go = cooldown.keeps(trial.trial_id, self.running, self.rungs.rf)
+            if getattr(self, "cooling", None) is None:
+                self.cooling, changed = cooldown.to_dict(self.rungs.rf), True
+        if changed:
             self._write()
         return TrialScheduler.CONTINUE if go else TrialScheduler.STOP
 
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        self.running.pop(trial.trial_id, None)
+        super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller, trial) -> None:
+        self.running.pop(trial.trial_id, None)
+        super().on_trial_remove(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller, trial) -> None:
+        self.running.pop(trial.trial_id, None)
+        super().on_trial_error(tune_controller, trial)
+
     def _write(self) -> None:
-        atomic_write(self.path, json.dumps(self.rungs.state(), indent=1) + "\n")
+        state = {**self.rungs.state(), "cooldown": getattr(self, "cooling", None)}
+        atomic_write(self.path, json.dumps(state, indent=1) + "\n")
 
 
 def _scheduler(prepared: Prepared, run_dir: Path) -> FIFOScheduler:
@@ -213,9 +262,9 @@ def restore(prepared: Prepared, run_dir: Path, *, storage_path: Path,
     """Continue an interrupted search: finished trials are kept, unfinished ones resume from checkpoints."""
     path = str((storage_path / TUNE_DIR).resolve())
     # The restored run's recorder is a handle that resolves to the one attached here (see recorder.py).
-    with recorder.attach(prepared, run_dir, progress):
+    with recorder.attach(prepared, run_dir, progress), _cooldown(prepared, run_dir) as cooldown:
         try:
-            tuner = tune.Tuner.restore(path, trainable=_trainable(prepared, run_dir), resume_unfinished=True,
+            tuner = tune.Tuner.restore(path, trainable=_trainable(prepared, run_dir, cooldown), resume_unfinished=True,
                                        resume_errored=False)
         except ModuleNotFoundError as exc:  # its state names modules of an earlier layout of this package
             raise SearchError(f"{run_dir} was interrupted under an earlier mtl-search ({exc}); resume it with that "

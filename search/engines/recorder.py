@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from ray.tune import Callback
 
+from search.engines.trainable import LR_SCALE
 from search.engines.worker import FAILURE_KEY, MAX_RETRIES, VAL_OBJECTIVE
 from search.experiment.metrics import OBJECTIVE, metric_key
 from search.experiment.prepared import Prepared
@@ -78,8 +79,10 @@ class Recorder(Callback):
         self.time_limit_s = experiment.budget.time_limit_s
         self.task_keys = [metric_key(t.name, t.score_metric, "val") for t in prepared.tasks]
         self.objective_keys = [t.key() for t in objective.terms] if objective.multi else []
-        # Kept in each epoch of a trial's history: what the objective and the task scores were, and when.
+        # Kept in each epoch of a trial's history: what the objective and the task scores were, and when (and the
+        # cooldown's learning-rate scale).
         self.history_keys = {"epoch", VAL_OBJECTIVE, "train_loss", "val_loss", "node", "worker", "first_step_at", "train_s",
+                             LR_SCALE,
                              *self.task_keys, *(metric_key(t.name, t.score_metric, "train") for t in prepared.tasks),
                              *self.objective_keys}
         self.progress = progress

@@ -26,6 +26,7 @@ from typing import Any
 
 from ray import tune
 
+from search.engines.cooldown import Cooldown
 from search.engines.worker import (FAIL_ENV, FAILURE_KEY, FAILURES_DIR, TEST_ENV_PREFIX, VAL_OBJECTIVE, TrialFailure,
                                    configure_tensorflow, fails_for_good)
 from search.experiment.metrics import OBJECTIVE
@@ -33,9 +34,10 @@ from search.experiment.prepared import Prepared
 from search.rundir.directory import MODEL_FILE
 from search.rundir.records import FINISHED, recorded_status
 
-__all__ = ["BEST_OBJECTIVE", "RESET_FAIL_ENV", "ReuseFailure", "TrialTrainable"]
+__all__ = ["BEST_OBJECTIVE", "LR_SCALE", "RESET_FAIL_ENV", "ReuseFailure", "TrialTrainable"]
 
 BEST_OBJECTIVE = "best_objective"  # reported each epoch: the best objective so far, what the searcher is told
+LR_SCALE = "lr_scale"  # reported each epoch: what the cooldown multiplied the trial's learning rate by
 # Tests make a worker fail to take on a trial: set to JSON {"when": {name: value, ...}}, a worker given a trial
 # whose sampled parameters take all those values fails to reset for it. Unset in normal use.
 RESET_FAIL_ENV = TEST_ENV_PREFIX + "FAIL_RESET"
@@ -50,8 +52,9 @@ class ReuseFailure(RuntimeError):
 class TrialTrainable(tune.Trainable):
     """Trains sampled configurations, one at a time, one epoch per :meth:`step`."""
 
-    def setup(self, config: dict[str, Any], *, prepared: Prepared, run_dir: str | None = None) -> None:
-        self.prepared, self.run_dir = prepared, run_dir
+    def setup(self, config: dict[str, Any], *, prepared: Prepared, run_dir: str | None = None,
+              cooldown: Cooldown | None = None) -> None:
+        self.prepared, self.run_dir, self.cooldown = prepared, run_dir, cooldown
         configure_tensorflow(trial_threads(prepared))
         self._begin(config)
 
@@ -85,6 +88,7 @@ class TrialTrainable(tune.Trainable):
         self.model = None
         try:
             spec, self.batch_size = self.prepared.spec_for(self.params)
+            self.learning_rate = spec.optimizer.learning_rate
             self.model = build_model(spec)
         except (SpecError, ValueError) as exc:
             self.invalid = f"the sampled parameters give an invalid model: {exc}"
@@ -116,6 +120,8 @@ class TrialTrainable(tune.Trainable):
         if self.invalid:
             raise TrialFailure(self.invalid)
         train, val = self.prepared.splits.train, self.prepared.splits.val
+        lr_scale = self.cooldown.lr_scale() if self.cooldown else 1.0
+        self.model.optimizer.learning_rate.assign(self.learning_rate * lr_scale)  # after a checkpoint too
         self.model.fit(dict(train.inputs), dict(train.targets), batch_size=self.batch_size,
                        initial_epoch=self.epoch, epochs=self.epoch + 1,
                        validation_data=(dict(val.inputs), dict(val.targets)),
@@ -126,7 +132,7 @@ class TrialTrainable(tune.Trainable):
         row = self.scorer.rows[-1]
         if self.fail_at is not None and row["epoch"] >= self.fail_at:
             raise TrialFailure(f"deliberate failure at epoch {row['epoch']} ({FAIL_ENV} is set)")
-        metrics = {**row, "node": self.node, "worker": os.getpid()}
+        metrics = {**row, LR_SCALE: lr_scale, "node": self.node, "worker": os.getpid()}
         if not self.prepared.objective.multi:  # what ASHA and the searcher read; the best so far is what ranks
             metrics[OBJECTIVE] = row[VAL_OBJECTIVE]
             metrics[BEST_OBJECTIVE] = self.scorer.best

@@ -42,6 +42,8 @@ SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampl
             "gp": "GPSampler", "nsga2": "NSGAIISampler"}
 KERAS_TUNER_SAMPLERS = {"hyperband": "Hyperband", "bayesian": "BayesianOptimization", "random": "RandomSearch"}
 ENGINES = ("ray-tune", "keras-tuner")
+COOLDOWN = 0.2  # budget.cooldown's default with a time limit (WSD schedules decay over the last 10-20 %)
+MAX_COOLDOWN = 0.5
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -78,11 +80,14 @@ class ObjectiveConfig:
 class Budget:
     """When the search ends. With a time limit, ``trials`` and ``max_epochs`` are optional caps (None: none):
     trials keep coming until the time is up, and a trial trains for as long as the scheduler keeps it.
-    Without one, both are needed (defaults 12 trials, 10 epochs)."""
+    Without one, both are needed (defaults 12 trials, 10 epochs). ``cooldown``: the final fraction of the time
+    limit in which no trial starts and the leaders' learning rates anneal (see search/engines/cooldown.py); 0
+    turns it off, and it needs a time limit."""
 
     trials: int | None = 12
     max_epochs: int | None = 10
     time_limit_s: float | None = None
+    cooldown: float = 0.0
 
     def describe(self) -> str:
         """The budget in words, for the line a search starts with."""
@@ -307,7 +312,11 @@ def _budget(raw: Any) -> Budget:
         trials=section.number("trials", 12 if capped else None, low=1, integer=True, allow_none=not capped),
         max_epochs=section.number("max_epochs", 10 if capped else None, low=1, integer=True, allow_none=not capped),
         time_limit_s=time_limit_s,
+        cooldown=section.number("cooldown", 0.0 if capped else COOLDOWN, low=0, high=MAX_COOLDOWN),
     )
+    if capped and budget.cooldown:
+        raise ConfigError(section.field("cooldown"), "needs budget.time_limit_s (it is a fraction of the time limit)",
+                          budget.cooldown)
     section.done()
     return budget
 

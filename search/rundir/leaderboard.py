@@ -256,7 +256,10 @@ def scheduler_notes(run_dir: Path) -> list[str]:
     mode = "adaptive successive halving" if state.get("adaptive") else "successive halving"
     cut = f"first cut at epoch {first}" if first else "first cut not decided yet (no trial is cut before it is)"
     lines = [f"Scheduler: {mode} over rungs at epochs {state.get('rungs')}; {cut}."]
-    return lines + [f"- {d['text']}." for d in state.get("decisions", [])]
+    lines += [f"- {d['text']}." for d in state.get("decisions", [])]
+    if state.get("cooldown"):
+        lines.append(f"- Cooldown, {state['cooldown']['text']}.")
+    return lines
 
 
 def leaderboard_spec(prepared: Prepared) -> LeaderboardSpec:

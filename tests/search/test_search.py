@@ -140,8 +140,19 @@ def test_time_limit_ends_running_trials_as_out_of_time_and_the_study_is_told(tmp
     assert not (frame["status"] == "completed").any()  # no epoch cap to complete
     out_of_time = frame[frame["status"] == "out of time"]
     assert len(out_of_time) >= 1
-    assert json.loads((run_dir / "scheduler.json").read_text())["adaptive"] is True
+    scheduler = json.loads((run_dir / "scheduler.json").read_text())
+    assert scheduler["adaptive"] is True
     assert "out of time" in (run_dir / "leaderboard.md").read_text().splitlines()[2]
+    # The last fifth of the time (the default cooldown): no trial started, the leader's learning rate annealed.
+    window = scheduler["cooldown"]
+    starts = window["deadline"] - window["window_s"]
+    assert window["window_s"] == pytest.approx(5) and "Cooldown, the last 5 s" in (run_dir / "leaderboard.md").read_text()
+    records = load_records(run_dir)
+    assert all(r.started_at < starts + 1 for r in records)  # +1: suggested before the window, begun just after
+    scales = [h["lr_scale"] for r in records for h in r.history]
+    assert 1.0 in scales and min(scales) < 0.9 and all(0.05 <= x <= 1.0 for x in scales)
+    for record in records:
+        assert [h["lr_scale"] for h in record.history] == sorted((h["lr_scale"] for h in record.history), reverse=True)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}")
     _assert_study_agrees_with_leaderboard(study, run_dir)
     # Without initial points, the first trial is the experiment's fixed model (filters 8, Adam's default rate).

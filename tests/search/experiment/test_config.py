@@ -36,6 +36,12 @@ def test_with_a_time_limit_trials_and_epochs_are_optional_caps():
     assert capped.describe() == "5 trials within 60 s, up to 7 epochs each"
 
 
+def test_the_cooldown_is_a_fraction_of_the_time_limit_and_on_by_default_with_one():
+    assert _parse(budget={"time_limit_s": 60}).budget.cooldown == 0.2
+    assert _parse(budget={"time_limit_s": 60, "cooldown": 0}).budget.cooldown == 0
+    assert _parse().budget.cooldown == 0  # no time limit: nothing to count down to
+
+
 @pytest.mark.parametrize("changes, field, rule, value", [
     ({"name": "a b"}, "name", "must be letters, digits", "a b"),
     ({"colour": 1}, "colour", "is not a known key", 1),
@@ -67,6 +73,8 @@ def test_with_a_time_limit_trials_and_epochs_are_optional_caps():
      None),
     ({"budget": {"max_epochs": None}}, "budget.max_epochs", "must be an integer >= 1", None),
     ({"scheduler": {"adaptive": 1}}, "scheduler.adaptive", "must be true or false", 1),
+    ({"budget": {"time_limit_s": 60, "cooldown": 0.6}}, "budget.cooldown", "must be a number >= 0 and <= 0.5", 0.6),
+    ({"budget": {"cooldown": 0.2}}, "budget.cooldown", "needs budget.time_limit_s", 0.2),
     ({"searcher": {"fixed_model_first": "yes"}}, "searcher.fixed_model_first", "must be true or false", "yes"),
 ])
 def test_a_broken_rule_names_the_field_the_rule_and_the_value(changes, field, rule, value):
