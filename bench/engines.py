@@ -133,10 +133,24 @@ def measure(run_dir: Path) -> dict:
             "most_epochs": max((len(r["history"]) for r in records), default=0),
             "wall_s": meta["wall_s"], "launch_s": launch,
             "utilisation": training / ((meta["wall_s"] - launch) * slots) if meta["wall_s"] > launch else None,
+            "utilisation_before_cooldown": _utilisation_before_cooldown(run_dir, timed, meta, first_step, slots),
             "utilisation_end_to_end": training / (meta["wall_s"] * slots),
             "startup_overhead_s": statistics.median(startup) if startup else None,
             "startup_overhead_max_s": max(startup) if startup else None, "startups_measured": len(startup),
             "slot_seconds": _where_time_goes(timed, meta, launch, slots, training, startup)}
+
+
+def _utilisation_before_cooldown(run_dir: Path, records: list[dict], meta: dict, first_step: float,
+                                 slots: int) -> float | None:
+    """Utilisation from launch to the cooldown's start (None: the run had none). In the cooldown a slot whose
+    trial was stopped stays empty by design: its cores go to the leader, whose thread pool spans them."""
+    state = json.loads((run_dir / "scheduler.json").read_text()) if (run_dir / "scheduler.json").exists() else {}
+    if not state.get("cooldown"):
+        return None
+    starts = state["cooldown"]["deadline"] - state["cooldown"]["window_s"]
+    training = sum(max(0.0, min(r["history"][0]["first_step_at"] + max(h["train_s"] for h in r["history"]), starts)
+                       - r["history"][0]["first_step_at"]) for r in records)
+    return training / ((starts - first_step) * slots) if starts > first_step else None
 
 
 def _shown(path: Path) -> str:
@@ -270,7 +284,10 @@ def targets(summary: dict) -> list[tuple[str, str, bool]]:
         if ours["startup_overhead_s"] is not None:
             rows.append(("trial start-up <= 1.5 s (median)", f"{ours['startup_overhead_s']:.2f} s", ours["startup_overhead_s"] <= 1.5))
         rows.append(("launch <= 10 s", f"{ours['launch_s']:.1f} s", ours["launch_s"] <= 10))
-        rows.append(("utilisation >= 95 %", f"{ours['utilisation']:.1%}", ours["utilisation"] >= 0.95))
+        before = [v for r in shapes["runs"] if r["engine"] == OURS and (v := r.get("utilisation_before_cooldown"))]
+        note = (f" ({statistics.median(before):.1%} before the cooldown, whose freed slots' cores go to the leader)"
+                if before else "")
+        rows.append(("utilisation >= 95 %", f"{ours['utilisation']:.1%}{note}", ours["utilisation"] >= 0.95))
     if summary["throughput_ratio"] is not None:
         rows.append(("throughput ratio >= 0.97 at 1 CPU", f"{summary['throughput_ratio']:.3f}", summary["throughput_ratio"] >= 0.97))
     return rows
@@ -334,7 +351,7 @@ def plot(summary: dict) -> None:
 
     tasks = summary["tasks"]
     figure, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 5), squeeze=False)
-    colours = dict(zip(ENGINES, ("tab:red", "tab:blue", "tab:green", "tab:gray", "tab:orange")))
+    colours = dict(zip(ENGINES, ("tab:red", "tab:blue", "tab:green", "tab:gray", "tab:purple", "tab:orange")))
     for ax, (task, t) in zip(axes[0], tasks.items()):
         grid = np.linspace(0, t["budget_s"], 361)
         for engine in t["best_at_budget"]:

@@ -242,7 +242,9 @@ class RungScheduler(FIFOScheduler):
         super().on_trial_error(tune_controller, trial)
 
     def _write(self) -> None:
-        state = {**self.rungs.state(), "cooldown": getattr(self, "cooling", None)}
+        state = self.rungs.state()
+        if getattr(self, "cooling", None):
+            state["cooldown"] = self.cooling
         atomic_write(self.path, json.dumps(state, indent=1) + "\n")
 
 

@@ -21,20 +21,8 @@ from search.errors import ConfigError
 from search.experiment.section import Section
 from search.experiment.space import SearchSpace, parse_space
 
-__all__ = [
-    "Budget",
-    "DataConfig",
-    "Experiment",
-    "ObjectiveConfig",
-    "Resources",
-    "SchedulerConfig",
-    "SearcherConfig",
-    "ENGINES",
-    "KERAS_TUNER_SAMPLERS",
-    "SAMPLERS",
-    "load_experiment",
-    "parse_experiment",
-]
+__all__ = ["Budget", "DataConfig", "Experiment", "ObjectiveConfig", "Resources", "SchedulerConfig", "SearcherConfig",
+           "ENGINES", "KERAS_TUNER_SAMPLERS", "SAMPLERS", "load_experiment", "parse_experiment"]
 
 # The searcher names an experiment may use, each with the class that implements it (the engines build
 # them by these names): Optuna samplers for engine ray-tune, KerasTuner tuners for engine keras-tuner.
@@ -42,8 +30,7 @@ SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampl
             "gp": "GPSampler", "nsga2": "NSGAIISampler"}
 KERAS_TUNER_SAMPLERS = {"hyperband": "Hyperband", "bayesian": "BayesianOptimization", "random": "RandomSearch"}
 ENGINES = ("ray-tune", "keras-tuner")
-COOLDOWN = 0.2  # budget.cooldown's default with a time limit (WSD schedules decay over the last 10-20 %)
-MAX_COOLDOWN = 0.5
+COOLDOWN, MAX_COOLDOWN = 0.2, 0.5  # budget.cooldown with a time limit (WSD schedules decay over the last 10-20 %)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -80,9 +67,8 @@ class ObjectiveConfig:
 class Budget:
     """When the search ends. With a time limit, ``trials`` and ``max_epochs`` are optional caps (None: none):
     trials keep coming until the time is up, and a trial trains for as long as the scheduler keeps it.
-    Without one, both are needed (defaults 12 trials, 10 epochs). ``cooldown``: the final fraction of the time
-    limit in which no trial starts and the leaders' learning rates anneal (see search/engines/cooldown.py); 0
-    turns it off, and it needs a time limit."""
+    Without one, both are needed (defaults 12 trials, 10 epochs). ``cooldown``: the last fraction of the time
+    limit, in which no trial starts and the leaders' learning rates anneal (search/engines/cooldown.py)."""
 
     trials: int | None = 12
     max_epochs: int | None = 10
@@ -91,17 +77,17 @@ class Budget:
 
     def describe(self) -> str:
         """The budget in words, for the line a search starts with."""
-        trials = f"{self.trials} trials" if self.trials else "trials until the time limit"
+        trials = f"{self.trials} trial{'s' * (self.trials != 1)}" if self.trials else "trials until the time limit"
         epochs = f"up to {self.max_epochs} epochs each" if self.max_epochs else "each trained for as long as it leads"
         limit = f" within {self.time_limit_s:g} s" if self.time_limit_s and self.trials else ""
-        return f"{trials}{limit}, {epochs}"
+        cooldown = f"; the last {self.cooldown:.0%} for the leaders alone" if self.cooldown else ""
+        return f"{trials}{limit}, {epochs}{cooldown}"
 
 
 @dataclass(frozen=True)
 class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
-
 
 
 @dataclass(frozen=True)
@@ -314,9 +300,8 @@ def _budget(raw: Any) -> Budget:
         time_limit_s=time_limit_s,
         cooldown=section.number("cooldown", 0.0 if capped else COOLDOWN, low=0, high=MAX_COOLDOWN),
     )
-    if capped and budget.cooldown:
-        raise ConfigError(section.field("cooldown"), "needs budget.time_limit_s (it is a fraction of the time limit)",
-                          budget.cooldown)
+    if capped and budget.cooldown:  # a fraction of the time limit
+        raise ConfigError(section.field("cooldown"), "needs budget.time_limit_s", budget.cooldown)
     section.done()
     return budget
 

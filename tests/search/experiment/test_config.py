@@ -30,10 +30,11 @@ def test_defaults_of_a_minimal_experiment():
 def test_with_a_time_limit_trials_and_epochs_are_optional_caps():
     budget = _parse(budget={"time_limit_s": 60}).budget
     assert (budget.trials, budget.max_epochs) == (None, None)
-    assert budget.describe() == "trials until the time limit, each trained for as long as it leads"
+    assert budget.describe() == ("trials until the time limit, each trained for as long as it leads; the last 20% "
+                                 "for the leaders alone")
     capped = _parse(budget={"time_limit_s": 60, "trials": 5, "max_epochs": 7}).budget
     assert (capped.trials, capped.max_epochs) == (5, 7)
-    assert capped.describe() == "5 trials within 60 s, up to 7 epochs each"
+    assert capped.describe() == "5 trials within 60 s, up to 7 epochs each; the last 20% for the leaders alone"
 
 
 def test_the_cooldown_is_a_fraction_of_the_time_limit_and_on_by_default_with_one():
