@@ -15,23 +15,20 @@ Measured before choosing (the fixed model of each built-in task trained 30 epoch
 then 10 more from that point, best val objective of the 10): shapes 0.9785 at x1, 0.9832 at x0.3, 0.9834 at
 x0.1 (the first epoch at x0.3 already gave 0.9821, what 43 more epochs at x1 reach); glyphs 0.9610 at x1,
 0.9634 at x0.3, 0.9654 at x0.1. Plain logic, no Ray: the trainable,
-the searcher and the scheduler each ask the same :class:`Cooldown`. The searcher and the scheduler, which
-a resumed search unpickles, hold the run's key and ask :func:`attached` for the cooldown of the
-``fit`` or ``restore`` that runs now.
+the searcher and the scheduler each ask the same :class:`Cooldown` (the last two through
+:mod:`search.engines.attached`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
-__all__ = ["FLOOR", "Cooldown", "attach", "attached"]
+__all__ = ["FLOOR", "Cooldown"]
 
 FLOOR = 0.05  # the learning-rate scale at the deadline
-_ATTACHED: dict[str, "Cooldown | None"] = {}  # run directory -> the cooldown of its fit or restore in this process
 
 
 @dataclass(frozen=True)
@@ -83,18 +80,3 @@ class Cooldown:
 
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else -math.inf
-
-
-@contextlib.contextmanager
-def attach(key: str, cooldown: Cooldown | None) -> Iterator[Cooldown | None]:
-    """Make ``cooldown`` the one the searcher and scheduler of the run ``key`` (its directory) see."""
-    _ATTACHED[key] = cooldown
-    try:
-        yield cooldown
-    finally:
-        _ATTACHED.pop(key, None)
-
-
-def attached(key: str | None) -> Cooldown | None:
-    """The cooldown of the run ``key`` in this process (None: none, or no such run)."""
-    return _ATTACHED.get(key) if key else None

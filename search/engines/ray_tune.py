@@ -2,8 +2,9 @@
 
 Single-objective searches stop trials by :class:`~search.engines.rungs.Rungs` on the best objective
 so far; multi-objective ones run Optuna's multi-objective study with FIFO (halving needs one metric).
-In the last stretch of a time limit (``budget.cooldown``) no trial starts, only the leaders train on and
-their learning rates anneal (cooldown.py).
+A time limit is spent in three stretches: the first trial alone while it learns fast (``budget.lead``,
+lead.py), then the search, then a cooldown in which no trial starts, only the leaders train on and their
+learning rates anneal (``budget.cooldown``, cooldown.py).
 Trial workers outlive their trials (``reuse_actors``, see trainable.py). The Optuna study is
 a real RDB study (SQLite in the run directory by default), so optuna-dashboard opens it.
 
@@ -24,9 +25,10 @@ from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from search.engines import cooldown as cooling
 from search.engines import recorder
+from search.engines.attached import attach, attached
 from search.engines.cooldown import Cooldown
+from search.engines.lead import LEAD_FILE, Lead
 from search.engines.rungs import Rungs
 from search.engines.samplers import make_sampler
 from search.engines.trainable import BEST_OBJECTIVE, TrialTrainable
@@ -47,15 +49,18 @@ HORIZON = 100_000
 
 class _Search(OptunaSearch):
     """Ray's OptunaSearch, tagging each study trial with the Ray Tune trial it configures (and telling the
-    study FAIL for a trial whose last result reports its failure). In the run's cooldown it suggests nothing."""
+    study FAIL for a trial whose last result reports its failure). The first trial it suggests leads (lead.py);
+    in the run's cooldown it suggests nothing (Ray Tune asks again later)."""
 
-    run_key: str | None = None  # the run directory, whose cooldown this process has attached
+    run_key: str | None = None  # the run directory, whose lead and cooldown this process has attached
 
     def suggest(self, trial_id: str) -> dict | None:
-        cooldown = cooling.attached(self.run_key)
+        cooldown, lead = attached(self.run_key, "cooldown"), attached(self.run_key, "lead")
         if cooldown and cooldown.active():
-            return None  # no trial starts in the last stretch; Ray Tune asks again later
+            return None
         params = super().suggest(trial_id)
+        if params is not None and lead:
+            lead.began(trial_id)
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_user_attr(TRIAL_ATTR, trial_id)
         return params
@@ -131,9 +136,9 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
         progress: Callable[[str], None] = print) -> tune.ResultGrid:
     """Run the search to its budget (or until interrupted). Results land in ``run_dir``."""
     experiment = prepared.experiment
-    with recorder.attach(prepared, run_dir, progress) as record, _cooldown(prepared, run_dir) as cooldown:
+    with recorder.attach(prepared, run_dir, progress) as record, _budgeting(prepared, run_dir, fresh=True) as parts:
         tuner = tune.Tuner(
-            _trainable(prepared, run_dir, cooldown),
+            _trainable(prepared, run_dir, parts["cooldown"]),
             tune_config=tune.TuneConfig(
                 search_alg=_searcher(prepared, study_storage, run_dir),
                 scheduler=_scheduler(prepared, run_dir),
@@ -157,10 +162,17 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
         return tuner.fit()
 
 
-def _cooldown(prepared: Prepared, run_dir: Path):
-    """The cooldown of a fit or restore starting now, attached for its searcher and scheduler."""
-    budget = prepared.experiment.budget
-    return cooling.attach(_key(run_dir), Cooldown.starting_now(budget.time_limit_s, budget.cooldown))
+def _budgeting(prepared: Prepared, run_dir: Path, *, fresh: bool):
+    """The cooldown and lead of a fit or restore starting now, attached for its searcher and scheduler. A lead
+    needs a fresh single-objective search with more than one slot and a first point to lead with."""
+    experiment = prepared.experiment
+    budget, leads = experiment.budget, fresh and experiment.concurrency > 1 and not prepared.objective.multi
+    (run_dir / LEAD_FILE).unlink(missing_ok=True)  # a resumed search's workers must not wait on an old lead
+    scheduler = experiment.scheduler  # the lead's window: the scheduler's second rung, as far as its first look goes
+    window = round(scheduler.grace_period * scheduler.reduction_factor)
+    lead = Lead.starting_now(budget.time_limit_s, budget.lead, window, run_dir / LEAD_FILE) if (
+        leads and _first_points(prepared)) else None
+    return attach(_key(run_dir), cooldown=Cooldown.starting_now(budget.time_limit_s, budget.cooldown), lead=lead)
 
 
 def _key(run_dir: Path) -> str:
@@ -196,10 +208,11 @@ def _searcher(prepared: Prepared, study_storage: str, run_dir: Path) -> _Search:
 class RungScheduler(FIFOScheduler):
     """Ray Tune's view of :class:`~search.engines.rungs.Rungs`: stops a trial when its rung cuts it, and in the
     run's cooldown (:mod:`search.engines.cooldown`) when it is not among the leaders of the running trials.
+    It tells the run's lead (:mod:`search.engines.lead`) how the first trial's best objective rises.
 
     Each trial's best objective so far is what the rungs compare (what the leaderboard ranks by). Every
     decision about the first cut is written, with its evidence, to ``scheduler.json`` in the run directory,
-    and so is the cooldown once it has begun.
+    and so are the lead once it has ended and the cooldown once it has begun.
     """
 
     def __init__(self, rungs: Rungs, run_dir: Path):
@@ -207,6 +220,7 @@ class RungScheduler(FIFOScheduler):
         self.rungs, self.path, self.run_key = rungs, run_dir / SCHEDULER_FILE, _key(run_dir)
         self.running: dict[str, float] = {}  # trial -> its best objective so far, for trials still training
         self.cooling: dict | None = None  # the cooldown, once it has begun
+        self.led: dict | None = None  # the first trial's lead, once it has ended
         self._write()
 
     def __setstate__(self, state: dict) -> None:  # a resumed search: trials report again as they run
@@ -220,7 +234,11 @@ class RungScheduler(FIFOScheduler):
         self.running[trial.trial_id] = best
         go = self.rungs.report(trial.trial_id, int(result["training_iteration"]), best)
         changed = len(self.rungs.decisions) != known
-        cooldown = cooling.attached(getattr(self, "run_key", None))
+        key = getattr(self, "run_key", None)
+        cooldown, lead = attached(key, "cooldown"), attached(key, "lead")
+        if lead:
+            lead.report(trial.trial_id, best, result.get("first_step_at"))
+            changed = self._lead_ended(lead) or changed  # by this epoch, or earlier by time (Lead.holds)
         if go and cooldown and cooldown.active():
             go = cooldown.keeps(trial.trial_id, self.running, self.rungs.rf)
             if getattr(self, "cooling", None) is None:
@@ -230,19 +248,36 @@ class RungScheduler(FIFOScheduler):
         return TrialScheduler.CONTINUE if go else TrialScheduler.STOP
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
-        self.running.pop(trial.trial_id, None)
+        self._left(trial)
         super().on_trial_complete(tune_controller, trial, result)
 
     def on_trial_remove(self, tune_controller, trial) -> None:
-        self.running.pop(trial.trial_id, None)
+        self._left(trial)
         super().on_trial_remove(tune_controller, trial)
 
     def on_trial_error(self, tune_controller, trial) -> None:
-        self.running.pop(trial.trial_id, None)
+        self._left(trial)
         super().on_trial_error(tune_controller, trial)
+
+    def _left(self, trial) -> None:
+        self.running.pop(trial.trial_id, None)
+        lead = attached(getattr(self, "run_key", None), "lead")
+        if lead:
+            lead.left(trial.trial_id)
+            if self._lead_ended(lead):
+                self._write()
+
+    def _lead_ended(self, lead: Lead) -> bool:
+        """Keep the lead's record once it has ended (a resumed search keeps it too); True if it just did."""
+        if lead.ended and getattr(self, "led", None) is None:
+            self.led = lead.to_dict()
+            return True
+        return False
 
     def _write(self) -> None:
         state = self.rungs.state()
+        if getattr(self, "led", None):
+            state["lead"] = self.led
         if getattr(self, "cooling", None):
             state["cooldown"] = self.cooling
         atomic_write(self.path, json.dumps(state, indent=1) + "\n")
@@ -264,10 +299,10 @@ def restore(prepared: Prepared, run_dir: Path, *, storage_path: Path,
     """Continue an interrupted search: finished trials are kept, unfinished ones resume from checkpoints."""
     path = str((storage_path / TUNE_DIR).resolve())
     # The restored run's recorder is a handle that resolves to the one attached here (see recorder.py).
-    with recorder.attach(prepared, run_dir, progress), _cooldown(prepared, run_dir) as cooldown:
+    with recorder.attach(prepared, run_dir, progress), _budgeting(prepared, run_dir, fresh=False) as parts:
         try:
-            tuner = tune.Tuner.restore(path, trainable=_trainable(prepared, run_dir, cooldown), resume_unfinished=True,
-                                       resume_errored=False)
+            tuner = tune.Tuner.restore(path, trainable=_trainable(prepared, run_dir, parts["cooldown"]),
+                                       resume_unfinished=True, resume_errored=False)
         except ModuleNotFoundError as exc:  # its state names modules of an earlier layout of this package
             raise SearchError(f"{run_dir} was interrupted under an earlier mtl-search ({exc}); resume it with that "
                               "version, or start the search again.") from None

@@ -27,6 +27,7 @@ from typing import Any
 from ray import tune
 
 from search.engines.cooldown import Cooldown
+from search.engines.lead import LEAD_FILE, waits
 from search.engines.worker import (FAIL_ENV, FAILURE_KEY, FAILURES_DIR, TEST_ENV_PREFIX, VAL_OBJECTIVE, TrialFailure,
                                    configure_tensorflow, fails_for_good)
 from search.experiment.metrics import OBJECTIVE
@@ -43,6 +44,7 @@ LR_SCALE = "lr_scale"  # reported each epoch: what the cooldown multiplied the t
 RESET_FAIL_ENV = TEST_ENV_PREFIX + "FAIL_RESET"
 
 _STATE_FILE = "state.json"  # beside the checkpoint's model: the epoch reached and the best objective so far
+_AVERAGE_FILE = "average.npz"  # beside it too: the weights' moving average (the model holds the raw weights)
 
 
 class ReuseFailure(RuntimeError):
@@ -76,6 +78,7 @@ class TrialTrainable(tune.Trainable):
 
         from mtl_models import build_model
         from mtl_models.errors import SpecError
+        from search.engines.averaging import WeightAverage
         from search.engines.scoring import EpochScorer
 
         self.reuse_failure: str | None = None
@@ -93,6 +96,8 @@ class TrialTrainable(tune.Trainable):
         except (SpecError, ValueError) as exc:
             self.invalid = f"the sampled parameters give an invalid model: {exc}"
         self.scorer = EpochScorer(self.prepared.objective)
+        momentum = self.prepared.experiment.weight_average
+        self.averaging = WeightAverage(momentum) if momentum else None
         self.fail_at = _fail_at(self.params)
 
     def step(self) -> dict[str, Any]:
@@ -101,6 +106,8 @@ class TrialTrainable(tune.Trainable):
         if self.finished_before:  # a restored driver's snapshot can predate this trial's end: nothing to do
             return self._ending_result()
         failures = str(Path(self.run_dir) / FAILURES_DIR) if self.run_dir else None
+        if self.epoch == 0 and self.run_dir:  # another trial may lead alone for now (lead.py)
+            waits(Path(self.run_dir) / LEAD_FILE, self.trial_id)
         try:
             with fails_for_good(failures, self.trial_id):  # anything else raised: retried on a fresh worker
                 return self._train_epoch()
@@ -125,7 +132,7 @@ class TrialTrainable(tune.Trainable):
         self.model.fit(dict(train.inputs), dict(train.targets), batch_size=self.batch_size,
                        initial_epoch=self.epoch, epochs=self.epoch + 1,
                        validation_data=(dict(val.inputs), dict(val.targets)),
-                       callbacks=[keras.callbacks.TerminateOnNaN(), self.scorer], verbose=0)
+                       callbacks=self._callbacks(keras), verbose=0)
         if self.scorer.failure:
             raise TrialFailure(self.scorer.failure)
         self.epoch += 1
@@ -137,6 +144,11 @@ class TrialTrainable(tune.Trainable):
             metrics[OBJECTIVE] = row[VAL_OBJECTIVE]
             metrics[BEST_OBJECTIVE] = self.scorer.best
         return metrics
+
+    def _callbacks(self, keras) -> list:
+        # The averaged weights are validated (averaging.py); the model trains on from the raw ones.
+        averaging = [self.averaging] if self.averaging else []
+        return [*averaging, keras.callbacks.TerminateOnNaN(), self.scorer]
 
     @property
     def node(self) -> str:
@@ -150,6 +162,12 @@ class TrialTrainable(tune.Trainable):
             return
         self.model.save(os.path.join(checkpoint_dir, MODEL_FILE))
         state = {"epoch": self.epoch, BEST_OBJECTIVE: self.scorer.best, "best_epoch": self.scorer.best_epoch}
+        if self.averaging and self.averaging.average is not None:
+            import numpy as np
+
+            averaged = self.averaging.averaged_weights()
+            np.savez(os.path.join(checkpoint_dir, _AVERAGE_FILE), *averaged)
+            state["average_steps"] = float(self.averaging.steps.numpy())
         Path(checkpoint_dir, _STATE_FILE).write_text(json.dumps(state))
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
@@ -159,6 +177,13 @@ class TrialTrainable(tune.Trainable):
         state = json.loads(Path(checkpoint_dir, _STATE_FILE).read_text())
         self.epoch = state["epoch"]
         self.scorer.best, self.scorer.best_epoch = state[BEST_OBJECTIVE], state.get("best_epoch", 0)
+        average = Path(checkpoint_dir, _AVERAGE_FILE)
+        if self.averaging and average.is_file():  # else (a checkpoint from before averaging) it starts afresh
+            import numpy as np
+
+            with np.load(average) as saved:
+                self.averaging.restore([saved[f"arr_{i}"] for i in range(len(saved.files))],
+                                       state.get("average_steps", 0.0))
 
     def cleanup(self) -> None:
         import keras

@@ -31,6 +31,8 @@ SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampl
 KERAS_TUNER_SAMPLERS = {"hyperband": "Hyperband", "bayesian": "BayesianOptimization", "random": "RandomSearch"}
 ENGINES = ("ray-tune", "keras-tuner")
 COOLDOWN, MAX_COOLDOWN = 0.2, 0.5  # budget.cooldown with a time limit (WSD schedules decay over the last 10-20 %)
+LEAD, MAX_LEAD = 0.5, 0.8  # budget.lead with a time limit: the first trial alone for at most half of it
+WEIGHT_AVERAGE = 0.99  # Keras' default EMA momentum; search/engines/averaging.py measured it on both built-in tasks
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -68,20 +70,23 @@ class Budget:
     """When the search ends. With a time limit, ``trials`` and ``max_epochs`` are optional caps (None: none):
     trials keep coming until the time is up, and a trial trains for as long as the scheduler keeps it.
     Without one, both are needed (defaults 12 trials, 10 epochs). ``cooldown``: the last fraction of the time
-    limit, in which no trial starts and the leaders' learning rates anneal (search/engines/cooldown.py)."""
+    limit, in which no trial starts and the leaders' learning rates anneal (search/engines/cooldown.py);
+    ``lead``: the most of it the first trial may train alone while it learns fast (search/engines/lead.py)."""
 
     trials: int | None = 12
     max_epochs: int | None = 10
     time_limit_s: float | None = None
     cooldown: float = 0.0
+    lead: float = 0.0
 
     def describe(self) -> str:
         """The budget in words, for the line a search starts with."""
         trials = f"{self.trials} trial{'s' * (self.trials != 1)}" if self.trials else "trials until the time limit"
         epochs = f"up to {self.max_epochs} epochs each" if self.max_epochs else "each trained for as long as it leads"
         limit = f" within {self.time_limit_s:g} s" if self.time_limit_s and self.trials else ""
+        lead = f"; the first trial alone while it learns fast (at most {self.lead:.0%})" if self.lead else ""
         cooldown = f"; the last {self.cooldown:.0%} for the leaders alone" if self.cooldown else ""
-        return f"{trials}{limit}, {epochs}{cooldown}"
+        return f"{trials}{limit}, {epochs}{lead}{cooldown}"
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class Experiment:
     concurrency: int = 2
     seed: int = 0
     batch_size: int = 32
+    weight_average: float = WEIGHT_AVERAGE  # momentum of the weights' moving average a run is judged by; 0: off
     searcher: SearcherConfig = field(default_factory=SearcherConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     study_storage: str | None = None  # an Optuna RDB URL; default: SQLite in the run directory
@@ -189,6 +195,7 @@ def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
         concurrency=top.number("concurrency", 2, low=1, integer=True),
         seed=top.number("seed", 0, low=0, integer=True),
         batch_size=top.number("batch_size", 32, low=1, integer=True),
+        weight_average=top.number("weight_average", WEIGHT_AVERAGE, low=0, high=0.9999),
         searcher=_searcher(top.get("searcher"), space, engine),
         scheduler=_scheduler(top.get("scheduler")),
         study_storage=_storage(top.get("study_storage")),
@@ -299,9 +306,11 @@ def _budget(raw: Any) -> Budget:
         max_epochs=section.number("max_epochs", 10 if capped else None, low=1, integer=True, allow_none=not capped),
         time_limit_s=time_limit_s,
         cooldown=section.number("cooldown", 0.0 if capped else COOLDOWN, low=0, high=MAX_COOLDOWN),
+        lead=section.number("lead", 0.0 if capped else LEAD, low=0, high=MAX_LEAD),
     )
-    if capped and budget.cooldown:  # a fraction of the time limit
-        raise ConfigError(section.field("cooldown"), "needs budget.time_limit_s", budget.cooldown)
+    for key in ("cooldown", "lead"):  # fractions of the time limit
+        if capped and getattr(budget, key):
+            raise ConfigError(section.field(key), "needs budget.time_limit_s", getattr(budget, key))
     section.done()
     return budget
 

@@ -257,6 +257,8 @@ def scheduler_notes(run_dir: Path) -> list[str]:
     cut = f"first cut at epoch {first}" if first else "first cut not decided yet (no trial is cut before it is)"
     lines = [f"Scheduler: {mode} over rungs at epochs {state.get('rungs')}; {cut}."]
     lines += [f"- {d['text']}." for d in state.get("decisions", [])]
+    if state.get("lead"):
+        lines.append(f"- Lead, {state['lead']['text']}.")
     if state.get("cooldown"):
         lines.append(f"- Cooldown, {state['cooldown']['text']}.")
     return lines

@@ -1,8 +1,9 @@
 """One retraining run: a configuration at full budget with one seed, judged once on the test split.
 
-A run trains with early stopping that restores the best weights, reduce-LR-on-plateau,
-a best checkpoint (``model.keras``) chosen by the objective on the validation split, and
-TensorBoard logs; then the best checkpoint is evaluated on the test split, which the
+A run trains with early stopping that restores the best weights, reduce-LR-on-plateau, a
+moving average of its weights (what each epoch validates and the checkpoint keeps; off with
+``weight_average: 0``), a best checkpoint (``model.keras``) chosen by the objective on the
+validation split, and TensorBoard logs; then the best checkpoint is evaluated on the test split, which the
 search never saw. Everything lands in the run's own directory, ``result.json`` last
 (:mod:`search.winner.runs`), so a run with a ``result.json`` is finished and a repeated
 retrain skips it. Epochs are scored by the callback every engine uses
@@ -23,6 +24,7 @@ from typing import Any
 import keras
 
 from mtl_models.spec import ModelSpec
+from search.engines.averaging import WeightAverage
 from search.engines.scoring import EpochScorer
 from search.engines.worker import FAILURES_DIR, VAL_OBJECTIVE, TrialFailure, configure_tensorflow, fails_for_good
 from search.experiment.objective import Objective, task_term
@@ -79,9 +81,13 @@ def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: in
     scorer = EpochScorer(objective, non_finite=-math.inf,
                          on_row=lambda row: tune.report({k: v for k, v in row.items() if _finite(v)}))
     monitor = dict(monitor=VAL_OBJECTIVE, mode="max")
+    momentum = prepared.experiment.weight_average
+    # The moving average of the weights is what each epoch validates and the checkpoint keeps (averaging.py).
+    averaging = [WeightAverage(momentum)] if momentum else []
     model.fit(
         train[0], train[1], batch_size=batch_size, epochs=epochs, validation_data=val, verbose=0,
         callbacks=[
+            *averaging,  # first: the callbacks after it see the averaged weights at each epoch's end
             scorer,  # first: it adds val_objective to the logs the callbacks below read
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.ModelCheckpoint(str(directory / MODEL_FILE), save_best_only=True, **monitor),

@@ -149,6 +149,12 @@ def test_time_limit_ends_running_trials_as_out_of_time_and_the_study_is_told(tmp
     assert window["window_s"] == pytest.approx(5) and "Cooldown, the last 5 s" in (run_dir / "leaderboard.md").read_text()
     records = load_records(run_dir)
     assert all(r.started_at < starts + 1 for r in records)  # +1: suggested before the window, begun just after
+    # The first trial (the fixed model) trained alone until its lead ended; the others waited for it to train.
+    lead = scheduler["lead"]
+    first = next(r for r in records if r.trial_id == lead["trial"])
+    assert lead["epochs"] >= 1 and "Lead, trial " in (run_dir / "leaderboard.md").read_text()
+    others = [r for r in records if r is not first and r.history]
+    assert others and all(r.history[0]["first_step_at"] >= lead["ended_at"] - 0.5 for r in others)  # 0.5: the clocks
     scales = [h["lr_scale"] for r in records for h in r.history]
     assert 1.0 in scales and min(scales) < 0.9 and all(0.05 <= x <= 1.0 for x in scales)
     for record in records:
@@ -157,6 +163,7 @@ def test_time_limit_ends_running_trials_as_out_of_time_and_the_study_is_told(tmp
     _assert_study_agrees_with_leaderboard(study, run_dir)
     # Without initial points, the first trial is the experiment's fixed model (filters 8, Adam's default rate).
     assert study.trials[0].params == {"backbone.filters": 8, "optimizer.learning_rate": pytest.approx(0.001)}
+    assert study.trials[0].user_attrs["ray_trial_id"] == first.trial_id  # the fixed model led
     # run.json records the session: its wall time and how its trials ended
     session = json.loads((run_dir / "run.json").read_text())["sessions"][-1]
     assert session["command"] == "run" and session["ended"] - session["started"] == pytest.approx(session["wall_s"], abs=0.1)

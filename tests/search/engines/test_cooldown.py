@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from search.engines.cooldown import FLOOR, Cooldown, attach, attached
+from search.engines.attached import attach, attached
+from search.engines.cooldown import FLOOR, Cooldown
 
 
 def test_a_search_without_a_time_limit_or_with_cooldown_zero_has_none():
@@ -37,6 +38,7 @@ def test_only_the_top_third_of_the_running_trials_train_on_and_the_leader_always
 
 def test_a_run_sees_the_cooldown_its_fit_attached_and_none_after():
     cooldown = Cooldown(deadline=1000.0, window_s=100.0)
-    with attach("/runs/a", cooldown):
-        assert attached("/runs/a") is cooldown and attached("/runs/b") is None and attached(None) is None
-    assert attached("/runs/a") is None
+    with attach("/runs/a", cooldown=cooldown, lead=None):
+        assert attached("/runs/a", "cooldown") is cooldown and attached("/runs/a", "lead") is None
+        assert attached("/runs/b", "cooldown") is None and attached(None, "cooldown") is None
+    assert attached("/runs/a", "cooldown") is None

@@ -30,9 +30,9 @@ def test_defaults_of_a_minimal_experiment():
 def test_with_a_time_limit_trials_and_epochs_are_optional_caps():
     budget = _parse(budget={"time_limit_s": 60}).budget
     assert (budget.trials, budget.max_epochs) == (None, None)
-    assert budget.describe() == ("trials until the time limit, each trained for as long as it leads; the last 20% "
-                                 "for the leaders alone")
-    capped = _parse(budget={"time_limit_s": 60, "trials": 5, "max_epochs": 7}).budget
+    assert budget.describe() == ("trials until the time limit, each trained for as long as it leads; the first "
+                                 "trial alone while it learns fast (at most 50%); the last 20% for the leaders alone")
+    capped = _parse(budget={"time_limit_s": 60, "trials": 5, "max_epochs": 7, "lead": 0}).budget
     assert (capped.trials, capped.max_epochs) == (5, 7)
     assert capped.describe() == "5 trials within 60 s, up to 7 epochs each; the last 20% for the leaders alone"
 
@@ -41,6 +41,17 @@ def test_the_cooldown_is_a_fraction_of_the_time_limit_and_on_by_default_with_one
     assert _parse(budget={"time_limit_s": 60}).budget.cooldown == 0.2
     assert _parse(budget={"time_limit_s": 60, "cooldown": 0}).budget.cooldown == 0
     assert _parse().budget.cooldown == 0  # no time limit: nothing to count down to
+
+
+def test_the_lead_is_a_fraction_of_the_time_limit_and_on_by_default_with_one():
+    assert _parse(budget={"time_limit_s": 60}).budget.lead == 0.5
+    assert _parse(budget={"time_limit_s": 60, "lead": 0}).budget.lead == 0
+    assert _parse().budget.lead == 0
+    assert "the first trial alone while it learns fast (at most 50%)" in _parse(budget={"time_limit_s": 60}).budget.describe()
+
+
+def test_weights_are_averaged_by_default_and_zero_turns_it_off():
+    assert _parse().weight_average == 0.99 and _parse(weight_average=0).weight_average == 0
 
 
 @pytest.mark.parametrize("changes, field, rule, value", [
@@ -76,6 +87,10 @@ def test_the_cooldown_is_a_fraction_of_the_time_limit_and_on_by_default_with_one
     ({"scheduler": {"adaptive": 1}}, "scheduler.adaptive", "must be true or false", 1),
     ({"budget": {"time_limit_s": 60, "cooldown": 0.6}}, "budget.cooldown", "must be a number >= 0 and <= 0.5", 0.6),
     ({"budget": {"cooldown": 0.2}}, "budget.cooldown", "needs budget.time_limit_s", 0.2),
+    ({"budget": {"time_limit_s": 60, "lead": 0.9}}, "budget.lead", "must be a number >= 0 and <= 0.8", 0.9),
+    ({"budget": {"lead": 0.5}}, "budget.lead", "needs budget.time_limit_s", 0.5),
+    ({"weight_average": 1}, "weight_average", "must be a number >= 0 and <= 0.9999", 1),
+    ({"weight_average": -0.5}, "weight_average", "must be a number >= 0", -0.5),
     ({"searcher": {"fixed_model_first": "yes"}}, "searcher.fixed_model_first", "must be true or false", "yes"),
 ])
 def test_a_broken_rule_names_the_field_the_rule_and_the_value(changes, field, rule, value):
