@@ -78,10 +78,8 @@ class WeightAverage(keras.callbacks.Callback):
         self.swapped = averaged
 
     def on_test_begin(self, logs: dict | None = None) -> None:
+        # In until the next epoch trains (not swapped back at the test's end): checkpoints after validation save them.
         self._swap(True)
-
-    def on_test_end(self, logs: dict | None = None) -> None:
-        pass  # the averaged weights stay in until the next epoch trains: checkpoints after validation save them
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._swap(True)

@@ -88,7 +88,7 @@ def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: in
         train[0], train[1], batch_size=batch_size, epochs=epochs, validation_data=val, verbose=0,
         callbacks=[
             *averaging,  # first: the callbacks after it see the averaged weights at each epoch's end
-            scorer,  # first: it adds val_objective to the logs the callbacks below read
+            scorer,  # before the callbacks below: it adds val_objective to the logs they read
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.ModelCheckpoint(str(directory / MODEL_FILE), save_best_only=True, **monitor),
             keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True, **monitor),
