@@ -3,8 +3,9 @@
 A Ray actor imports TensorFlow, receives the data and sets up its threads once (:meth:`setup`);
 each trial it is given after that (:meth:`reset_config`, Ray Tune's ``reuse_actors``) only
 builds its model. One :meth:`step` trains one epoch and returns that epoch's scored row, so
-the scheduler decides between epochs. Every epoch is checkpointed (the model and the best
-objective so far), which a resumed search or a retry on another node starts from.
+the scheduler decides between epochs. Every epoch is checkpointed (the weights, the optimizer's state,
+the weights' moving average and the best objective so far), which a resumed search or a retry on
+another node starts from.
 
 A trial that cannot succeed (a NaN loss, an invalid sampled model: :class:`TrialFailure`) ends with
 its reason as its last result, and its worker takes on the next trial. Anything else it raises fails
@@ -24,6 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ray import tune
 
 from search.engines.cooldown import Cooldown
@@ -43,7 +45,9 @@ LR_SCALE = "lr_scale"  # reported each epoch: what the cooldown multiplied the t
 # whose sampled parameters take all those values fails to reset for it. Unset in normal use.
 RESET_FAIL_ENV = TEST_ENV_PREFIX + "FAIL_RESET"
 
-_STATE_FILE = "state.json"  # beside the checkpoint's model: the epoch reached and the best objective so far
+_WEIGHTS_FILE = "weights.npz"  # a checkpoint: the model's weights, in the order its config builds them
+_OPTIMIZER_FILE = "optimizer.npz"  # and the optimizer's state, so training goes on as if never stopped
+_STATE_FILE = "state.json"  # beside them: the epoch reached and the best objective so far
 _AVERAGE_FILE = "average.npz"  # beside it too: the weights' moving average (the model holds the raw weights)
 
 
@@ -160,27 +164,35 @@ class TrialTrainable(tune.Trainable):
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         if self.model is None:
             return
-        self.model.save(os.path.join(checkpoint_dir, MODEL_FILE))
+        # The variables as arrays, not model.save: a sixth of its time, paid every epoch (0.025 s against 0.15 s
+        # on shapes' fixed model); the trial's config rebuilds the same model to load them into.
+        _save_arrays(Path(checkpoint_dir, _WEIGHTS_FILE), self.model.weights)
+        _save_arrays(Path(checkpoint_dir, _OPTIMIZER_FILE), self.model.optimizer.variables)
         state = {"epoch": self.epoch, BEST_OBJECTIVE: self.scorer.best, "best_epoch": self.scorer.best_epoch}
         if self.averaging and self.averaging.average is not None:
-            import numpy as np
-
-            averaged = self.averaging.averaged_weights()
-            np.savez(os.path.join(checkpoint_dir, _AVERAGE_FILE), *averaged)
+            np.savez(os.path.join(checkpoint_dir, _AVERAGE_FILE), *self.averaging.averaged_weights())
             state["average_steps"] = float(self.averaging.steps.numpy())
         Path(checkpoint_dir, _STATE_FILE).write_text(json.dumps(state))
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        import keras
+        if self.model is None:  # an invalid model has no checkpoint to go on from
+            return
+        whole_model = Path(checkpoint_dir, MODEL_FILE)
+        if whole_model.is_file():  # kept by an earlier version, which saved the whole model every epoch
+            import keras
 
-        self.model = keras.models.load_model(Path(checkpoint_dir) / MODEL_FILE, safe_mode=True)
+            self.model = keras.models.load_model(whole_model, safe_mode=True)
+        else:
+            optimizer = self.model.optimizer
+            if not optimizer.built:  # as fit would build it, so its variables come in the order they were saved
+                optimizer.build(self.model.trainable_variables)
+            _load_arrays(Path(checkpoint_dir, _WEIGHTS_FILE), self.model.weights)
+            _load_arrays(Path(checkpoint_dir, _OPTIMIZER_FILE), optimizer.variables)
         state = json.loads(Path(checkpoint_dir, _STATE_FILE).read_text())
         self.epoch = state["epoch"]
         self.scorer.best, self.scorer.best_epoch = state[BEST_OBJECTIVE], state.get("best_epoch", 0)
         average = Path(checkpoint_dir, _AVERAGE_FILE)
         if self.averaging and average.is_file():  # else (a checkpoint from before averaging) it starts afresh
-            import numpy as np
-
             with np.load(average) as saved:
                 self.averaging.restore([saved[f"arr_{i}"] for i in range(len(saved.files))],
                                        state.get("average_steps", 0.0))
@@ -207,6 +219,19 @@ def trial_threads(prepared: Prepared) -> int:
     node_id = ray.get_runtime_context().get_node_id()
     node_cpus = next((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["NodeID"] == node_id), os.cpu_count())
     return max(1, min(wanted, int(node_cpus or 1)))
+
+
+def _save_arrays(path: Path, variables: list) -> None:
+    np.savez(path, *(variable.numpy() for variable in variables))
+
+
+def _load_arrays(path: Path, variables: list) -> None:
+    with np.load(path) as saved:
+        if len(saved.files) != len(variables):
+            raise ValueError(f"{path} holds {len(saved.files)} arrays; the trial's model has {len(variables)} "
+                             "variables (was it saved by another version?)")
+        for i, variable in enumerate(variables):
+            variable.assign(saved[f"arr_{i}"])
 
 
 def _matches(params: dict[str, Any], env: str) -> dict | None:
