@@ -11,8 +11,10 @@ from search.experiment.config import KERAS_TUNER_SAMPLERS, SAMPLERS
 
 __all__ = ["keras_tuner_class", "make_sampler"]
 
-# Without these, CMA-ES and QMC warn once per conditional parameter that they sample it independently.
-_QUIET = {"cmaes": {"warn_independent_sampling": False}, "qmc": {"warn_independent_sampling": False}}
+# Without warn_independent_sampling, CMA-ES and QMC warn once per conditional parameter that they sample it
+# independently. QMC's sequence ignores the seed unless it is scrambled: every seed would search alike.
+_OPTIONS = {"cmaes": {"warn_independent_sampling": False},
+            "qmc": {"warn_independent_sampling": False, "scramble": True}}
 
 
 def make_sampler(name: str, seed: int) -> Any:
@@ -21,7 +23,7 @@ def make_sampler(name: str, seed: int) -> Any:
 
     if name not in SAMPLERS:
         raise ValueError(f"`sampler` must be one of {list(SAMPLERS)}, but got sampler={name!r}.")
-    return getattr(optuna.samplers, SAMPLERS[name])(seed=seed, **_QUIET.get(name, {}))
+    return getattr(optuna.samplers, SAMPLERS[name])(seed=seed, **_OPTIONS.get(name, {}))
 
 
 def keras_tuner_class(name: str) -> type:

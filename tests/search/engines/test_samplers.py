@@ -35,6 +35,21 @@ def test_every_optuna_sampler_samples_the_space(name):
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 6
 
 
+@pytest.mark.parametrize("name", sorted(set(SAMPLERS) - {"gp"}))
+def test_the_seed_changes_what_every_optuna_sampler_samples(name):
+    """Each of the first trials, past those sampled at random while the sampler learns the space."""
+    runs = []
+    for seed in (0, 1):
+        study = optuna.create_study(sampler=make_sampler(name, seed=seed), direction="maximize")
+        points = []
+        for i in range(3):
+            trial = study.ask()
+            points.append(SPACE.sample_optuna(trial))
+            study.tell(trial, float(i))
+        runs.append(points)
+    assert all(a != b for a, b in zip(*runs)), runs
+
+
 @pytest.mark.parametrize("name", sorted(KERAS_TUNER_SAMPLERS))
 def test_every_keras_tuner_name_is_a_tuner(name):
     tuner = keras_tuner_class(name)
