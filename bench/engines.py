@@ -17,6 +17,8 @@ no fixed model first). Each run is a normal search under
 results/bench/engines/<task>/<engine>-s<seed>/ and is kept; a run already there is not repeated, so the
 benchmark runs in pieces. The summary (medians and quartiles over seeds; a run that never reaches the target
 counts as the budget) goes to results/bench/latest.{json,md} with latest.png (best objective over time).
+While a run goes, the CPU seconds of its training processes are read each second (``cpu.json`` in the run):
+utilisation is given both as slots (training seconds over slot seconds) and as core time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -106,17 +109,78 @@ def run(task: str, engine: str, seed: int, budget: float) -> Path:
     path = runs / f"{engine}-s{seed}.yaml"
     path.write_text(yaml.safe_dump(experiment(task, engine, seed, budget), sort_keys=False))
     started = time.time()
-    subprocess.run([sys.executable, "-m", "search.cli", "run", str(path), "--results-dir", str(runs)], check=False)
+    command = subprocess.Popen([sys.executable, "-m", "search.cli", "run", str(path), "--results-dir", str(runs)])
+    cpu = _watch_training_cpu(command, in_driver=experiment(task, engine, seed, budget).get("engine") == "keras-tuner")
+    (run_dir / "cpu.json").write_text(json.dumps(cpu))
     (run_dir / "bench.json").write_text(json.dumps({"task": task, "engine": engine, "seed": seed, "budget_s": budget,
                                                     "started": started, "wall_s": time.time() - started}))
     return run_dir
 
 
+RAY_AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")  # Ray's own processes; its other "ray::" ones are workers
+
+
+def _watch_training_cpu(command: subprocess.Popen, *, in_driver: bool) -> list[tuple[float, float]]:
+    """(time, CPU seconds the training processes have used so far), each second until ``command`` exits.
+
+    Training processes: the search's Ray workers (named ``ray::<actor>.<method>`` by Ray), or the command
+    itself where it trains in its own process (KerasTuner). A process that ended keeps its last reading.
+    Read from /proc (Linux), as the rest of this benchmark assumes this machine."""
+    used: dict[int, float] = {}
+    samples = []
+    while command.poll() is None:
+        processes = _processes()
+        if in_driver:
+            training = [command.pid]
+        else:
+            family, found = {command.pid}, True
+            while found:  # the command's descendants
+                grown = family | {pid for pid, (parent, _, _) in processes.items() if parent in family}
+                found, family = grown != family, grown
+            training = [pid for pid in family if processes.get(pid, (0, "", 0))[1].startswith("ray::")
+                        and not processes[pid][1].startswith(RAY_AGENTS)]
+        for pid in training:
+            if pid in processes:
+                used[pid] = processes[pid][2]
+        samples.append((time.time(), sum(used.values())))
+        time.sleep(1.0)
+    return samples
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command line, CPU seconds used) of every process now running."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # it ended meanwhile
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()  # after the name, which may hold spaces
+            found[int(entry.name)] = (int(fields[1]), line, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def _core_utilisation(run_dir: Path, since: float, until: float) -> float | None:
+    """The training processes' CPU seconds from ``since`` to ``until`` over the cores' seconds then (None: the
+    run was not watched). Unlike slot utilisation this credits a trial training alone on both cores (the
+    lead, the cooldown), and charges a slot whose trial waits, builds its graph or idles its cores."""
+    path = run_dir / "cpu.json"
+    if not path.exists():
+        return None
+    samples = json.loads(path.read_text())
+    at = lambda t: max((cpu for when, cpu in samples if when <= t), default=0.0)
+    return (at(until) - at(since)) / ((until - since) * (os.cpu_count() or 1)) if until > since else None
+
+
 def measure(run_dir: Path) -> dict:
     """One run's figures: the best objective over time (at each epoch's end), time to the task's target and to
     lower bars, best at the read-out and at the budget, trials; launch (the command's start to the first
-    training step), slot utilisation (training seconds / (wall after launch x slots)) and per-trial start-up
-    overhead (a slot freeing to the next trial's first training step)."""
+    training step), slot utilisation (training seconds / (wall after launch x slots)), core utilisation (see
+    :func:`_core_utilisation`) and per-trial start-up overhead (a slot freeing to the next trial's first
+    training step)."""
     meta = json.loads((run_dir / "bench.json").read_text())
     target = TASKS[meta["task"]].target
     records = [json.loads(p.read_text()) for p in (run_dir / "trials").glob("*.json")]
@@ -150,6 +214,8 @@ def measure(run_dir: Path) -> dict:
             "utilisation_shared": _utilisation_shared(state, timed, max(first_step, lead_end or 0), slots),
             "lead_s": lead_end - first_step if lead_end else None,
             "utilisation_end_to_end": training / (meta["wall_s"] * slots),
+            "core_utilisation": _core_utilisation(run_dir, first_step, meta["started"] + min(meta["wall_s"],
+                                                                                             meta["budget_s"])),
             "startup_overhead_s": statistics.median(startup) if startup else None,
             "startup_overhead_max_s": max(startup) if startup else None, "startups_measured": len(startup),
             "slot_seconds": _where_time_goes(timed, meta, launch, slots, training, startup)}
@@ -227,7 +293,7 @@ def _epoch_events(records: list[dict], started: float) -> list[tuple[float, floa
 
 VAL_OBJECTIVE = split_key(OBJECTIVE, "val")  # each epoch's objective in a trial's history
 MEDIAN_KEYS = ("best_at_read_out", "best_at_budget", "time_to_target_s", "trials", "most_epochs", "launch_s",
-               "utilisation", "startup_overhead_s")
+               "utilisation", "core_utilisation", "startup_overhead_s")
 
 
 def _spread(values: list[float]) -> dict:
@@ -304,9 +370,23 @@ def targets(summary: dict) -> list[tuple[str, str, bool]]:
         shared = [v for r in shapes["runs"] if r["engine"] == OURS and (v := r.get("utilisation_shared"))]
         note = (f" ({statistics.median(shared):.1%} between the lead and the cooldown; in those a slot waits by "
                 "design and its cores go to the trial training alone)" if shared else "")
-        rows.append(("utilisation >= 95 %", f"{ours['utilisation']:.1%}{note}", ours["utilisation"] >= 0.95))
+        rows.append(("utilisation >= 95 % (slots)", f"{ours['utilisation']:.1%}{note}", ours["utilisation"] >= 0.95))
+        core = shapes["core_utilisation"].get(OURS)
+        if core is not None:
+            runs = sum(1 for r in shapes["runs"] if r["engine"] == OURS and r["core_utilisation"] is not None)
+            rows.append(("utilisation >= 95 % (core time)", f"{core:.1%} (the trial workers' CPU seconds over the "
+                         f"cores' from launch to the budget; {runs} run(s) watched)", core >= 0.95))
     if summary["throughput_ratio"] is not None:
-        rows.append(("throughput ratio >= 0.97 at 1 CPU", f"{summary['throughput_ratio']:.3f}", summary["throughput_ratio"] >= 0.97))
+        # Met only where every estimate says so: this machine's epochs take ~5 s or, now and then, ~10 s, so
+        # one comparison of a few epochs can land far on either side of the truth.
+        throughput = summary["throughput"]
+        rounds = [r["ratio"] for r in throughput.get("side_by_side", [])]
+        sequential = throughput.get("throughput_ratio_sequential")
+        estimates = [*rounds, *([sequential] if sequential else [])] or [summary["throughput_ratio"]]
+        detail = (f" (median of side-by-side rounds {', '.join(f'{r:.3f}' for r in rounds)}; one after the other "
+                  f"{sequential:.3f})" if rounds and sequential else "")
+        rows.append(("throughput ratio >= 0.97 at 1 CPU", f"{summary['throughput_ratio']:.3f}{detail}",
+                     min(estimates) >= 0.97))
     return rows
 
 
@@ -348,12 +428,13 @@ def write(summary: dict) -> None:
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {name} | {value} | {'yes' if met else '**no**'} |" for name, value, met in targets(summary)]
     lines += ["", "## Runs", "", ("| task | engine | seed | best at read-out | best at budget | reached at (s) | trials | "
-                                  "launch (s) | utilisation |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+                                  "launch (s) | utilisation (slots) | utilisation (core time) |"),
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in summary["tasks"].values():
         for r in t["runs"]:
             lines.append(f"| {r['task']} | {r['engine']} | {r['seed']} | {r['best_at_read_out']:.4f} | {r['best_at_budget']:.4f} "
                          f"| {_fmt(r['time_to_target_s'] if r['reached'] else None, '.0f')} | {r['trials']} "
-                         f"| {r['launch_s']:.1f} | {_fmt(r['utilisation'], '.1%')} |")
+                         f"| {r['launch_s']:.1f} | {_fmt(r['utilisation'], '.1%')} | {_fmt(r['core_utilisation'], '.1%')} |")
     (OUT / "latest.md").write_text("\n".join(lines) + "\n")
     plot(summary)
 

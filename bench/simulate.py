@@ -1,6 +1,6 @@
 """Strategies compared over many searcher seeds on the simulated backend (run by hand, not in CI).
 
-    python bench/simulate.py                          # 50 seeds x 5 strategies x 3 problems, then workers 1..64
+    python bench/simulate.py                          # 50 seeds x 7 strategies x 3 problems, then workers 1..64
     python bench/simulate.py --seeds 10 --problems bad-100
 
 The real searcher (Ray Tune's OptunaSearch with the project's samplers) and the real rungs
@@ -35,6 +35,9 @@ STRATEGIES = {s.name: s for s in (
     Strategy("tpe-adaptive-cap15", max_epochs=15),
     Strategy("tpe-asha-cap15", adaptive=False, max_epochs=15),  # the previous default
     Strategy("random-fifo-cap15", sampler="random", adaptive=None, max_epochs=15),
+    # The other model-based samplers `searcher.sampler` offers, with the default's scheduling (gp needs torch).
+    Strategy("cmaes", sampler="cmaes"),
+    Strategy("qmc", sampler="qmc"),
 )}
 PROBLEMS = ("good-100", "bad-100", "good-1000")
 WORKERS = (1, 2, 4, 8, 16, 32, 64)
