@@ -497,7 +497,7 @@ def summarise(budget: float) -> dict:
     return summary
 
 
-def retrain(budget: float) -> None:
+def retrain(engines: list[str]) -> None:
     """Retrain the best configuration of each engine's median run once (seed 42) and judge it on the test split."""
     for task in TASKS:
         directory = OUT / "engines" / task
@@ -508,7 +508,9 @@ def retrain(budget: float) -> None:
             if (p / "bench.json").exists():
                 r = measure(p)
                 by_engine.setdefault(r["engine"], []).append(r)
-        for runs in by_engine.values():
+        for engine, runs in by_engine.items():
+            if engine not in engines:
+                continue
             run_dir = ROOT / median_run(runs)["run_dir"]
             if (run_dir / "retrain" / "retrain.json").exists():
                 print(f"{run_dir} retrained; kept")
@@ -530,7 +532,7 @@ def main() -> None:
     args = parser.parse_args()
     OUT = args.out
     if args.retrain:
-        retrain(args.budget)
+        retrain(args.engines)
     else:
         for seed in args.seeds:
             for task in args.tasks:

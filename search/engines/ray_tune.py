@@ -195,7 +195,7 @@ def _searcher(prepared: Prepared, study_storage: str, run_dir: Path) -> _Search:
         # the best objective so far, not the last epoch's: the value the leaderboard ranks by
         metric=objective.metric if objective.multi else BEST_OBJECTIVE,
         mode=objective.mode,
-        sampler=make_sampler(experiment.searcher.sampler, experiment.seed),
+        sampler=make_sampler(experiment.searcher.sampler, experiment.seed, experiment.searcher.options),
         study_name=experiment.name,
         storage=optuna.storages.RDBStorage(study_storage),
         seed=experiment.seed,

@@ -66,6 +66,7 @@ class Strategy:
 
     name: str
     sampler: str = "tpe"
+    sampler_options: tuple[tuple[str, Any], ...] = ()  # searcher.options, as (name, value) pairs
     adaptive: bool | None = True  # None: FIFO; False: ASHA from the grace period on; True: adaptive rungs
     max_epochs: int | None = None
     grace_period: int = 3
@@ -105,7 +106,7 @@ def simulate(problem: MFHartmann6, strategy: Strategy, *, seed: int, workers: in
     if strategy.no_search:
         workers, epoch_s = 1, epoch_s / alone_speedup
     searcher = OptunaSearch(space=problem.space.sample_optuna, metric="best", mode="max",
-                            sampler=make_sampler(strategy.sampler, seed), seed=seed,
+                            sampler=make_sampler(strategy.sampler, seed, dict(strategy.sampler_options)), seed=seed,
                             points_to_evaluate=[strategy.first_point] if strategy.first_point else None)
     horizon = strategy.max_epochs or HORIZON
     rungs = None if strategy.adaptive is None else Rungs(min(strategy.grace_period, horizon),

@@ -104,6 +104,8 @@ class SearcherConfig:
     """
 
     sampler: str = "tpe"
+    # Keyword arguments of the Optuna sampler's constructor (engine ray-tune), e.g. {n_startup_trials: 3}.
+    options: Mapping[str, Any] = field(default_factory=dict)
     initial_points: tuple[Mapping[str, Any], ...] = ()
     # Without initial points, the experiment's fixed model is tried first (engine ray-tune): the search
     # starts from the model the user would have trained without one.
@@ -224,6 +226,7 @@ def _searcher(raw: Any, space: SearchSpace, engine: str) -> SearcherConfig:
     if sampler == "gp" and importlib.util.find_spec("torch") is None:
         raise ConfigError("searcher.sampler", "gp needs PyTorch, which is not installed (`pip install torch`, the CPU "
                           "build is enough); or choose tpe, which needs nothing more", sampler)
+    options = _sampler_options(section.get("options", {}), sampler, engine, space)
     points = section.get("initial_points", [])
     fixed_first = section.get("fixed_model_first", True)
     section.done()
@@ -241,7 +244,38 @@ def _searcher(raw: Any, space: SearchSpace, engine: str) -> SearcherConfig:
                 raise ConfigError(where, f"must name parameters of the space {sorted(params)}", name)
             if not params[name].holds(value):
                 raise ConfigError(f"{where}.{name}", "must be a value of that parameter's domain", value)
-    return SearcherConfig(sampler=sampler, initial_points=tuple(points), fixed_model_first=fixed_first)
+    return SearcherConfig(sampler=sampler, options=options, initial_points=tuple(points), fixed_model_first=fixed_first)
+
+
+_KINDS = {"bool": (bool, "true or false"), "int": (int, "an integer"), "float": ((int, float), "a number"),
+          "str": (str, "a string")}
+
+
+def _sampler_options(options: Any, sampler: str, engine: str, space: SearchSpace) -> dict[str, Any]:
+    """``searcher.options``, checked by building the sampler with them, so that a mistake is refused before Ray starts."""
+    from search.engines.samplers import sampler_parameters, try_sampler
+
+    if not isinstance(options, dict):
+        raise ConfigError("searcher.options", "must be a mapping of the sampler's keyword arguments", options)
+    if not options:
+        return {}
+    if engine == "keras-tuner":
+        raise ConfigError("searcher.options", "are passed to an Optuna sampler, which engine keras-tuner does not use; "
+                          "remove them or use engine ray-tune", options)
+    known = sampler_parameters(sampler)
+    for name, value in options.items():
+        if name not in known:
+            raise ConfigError(f"searcher.options.{name}", f"must be a keyword argument of Optuna's {SAMPLERS[sampler]} "
+                              f"that a YAML value can give ({sorted(known)})", value)
+        kind = _KINDS.get(known[name])  # Optuna checks few of them before it samples
+        if kind and not (isinstance(value, kind[0]) and (kind[0] is bool or not isinstance(value, bool))):
+            raise ConfigError(f"searcher.options.{name}", f"must be {kind[1]}", value)
+    try:
+        try_sampler(sampler, options, space.sample_optuna)
+    except Exception as error:  # noqa: BLE001 - whatever Optuna raises, the user's options caused it
+        raise ConfigError("searcher.options", f"were refused by Optuna's {SAMPLERS[sampler]} "
+                          f"({type(error).__name__}: {error})", options) from None
+    return dict(options)
 
 
 def _data(raw: Any, source: str | None) -> DataConfig:

@@ -50,6 +50,24 @@ def test_the_seed_changes_what_every_optuna_sampler_samples(name):
     assert all(a != b for a, b in zip(*runs)), runs
 
 
+def _points(sampler, trials: int) -> list[dict]:
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    points = []
+    for i in range(trials):
+        trial = study.ask()
+        points.append(SPACE.sample_optuna(trial))
+        study.tell(trial, points[-1]["optimizer.learning_rate"] * 100 + i / 10)
+    return points
+
+
+def test_options_reach_the_sampler():
+    """searcher.options.n_startup_trials: 2 hands trial 3 to the model where Optuna's default (10) samples at random:
+    the first two trials are the same random points, the third differs."""
+    default, two = _points(make_sampler("tpe", 0), 3), _points(make_sampler("tpe", 0, {"n_startup_trials": 2}), 3)
+    assert default[:2] == two[:2] and default[2] != two[2]
+    assert _points(make_sampler("tpe", 0, {"n_startup_trials": 2}), 3) == two  # the seed still decides
+
+
 @pytest.mark.parametrize("name", sorted(KERAS_TUNER_SAMPLERS))
 def test_every_keras_tuner_name_is_a_tuner(name):
     tuner = keras_tuner_class(name)

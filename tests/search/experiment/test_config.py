@@ -92,6 +92,22 @@ def test_weights_are_averaged_by_default_and_zero_turns_it_off():
     ({"weight_average": 1}, "weight_average", "must be a number >= 0 and <= 0.9999", 1),
     ({"weight_average": -0.5}, "weight_average", "must be a number >= 0", -0.5),
     ({"searcher": {"fixed_model_first": "yes"}}, "searcher.fixed_model_first", "must be true or false", "yes"),
+    ({"searcher": {"options": [3]}}, "searcher.options", "must be a mapping of the sampler's keyword arguments", [3]),
+    ({"searcher": {"options": {"n_startup": 3}}}, "searcher.options.n_startup",
+     "must be a keyword argument of Optuna's TPESampler", 3),
+    ({"searcher": {"options": {"seed": 3}}}, "searcher.options.seed", "must be a keyword argument", 3),
+    ({"searcher": {"options": {"n_startup_trials": "3"}}}, "searcher.options.n_startup_trials", "must be an integer",
+     "3"),
+    ({"searcher": {"options": {"multivariate": "yes"}}}, "searcher.options.multivariate", "must be true or false",
+     "yes"),
+    # Optuna builds the sampler, and fails only when it first samples past its start-up trials
+    ({"space": {"optimizer.learning_rate": {"float": [1.0e-4, 1.0e-2]}}, "searcher": {"options": {"n_ei_candidates": 0}}},
+     "searcher.options", "were refused by Optuna's TPESampler",
+     {"n_ei_candidates": 0}),
+    ({"searcher": {"sampler": "qmc", "options": {"qmc_type": "latin"}}}, "searcher.options",
+     "were refused by Optuna's QMCSampler", {"qmc_type": "latin"}),
+    ({"engine": "keras-tuner", "searcher": {"options": {"n_startup_trials": 3}}}, "searcher.options",
+     "engine keras-tuner does not use", {"n_startup_trials": 3}),
 ])
 def test_a_broken_rule_names_the_field_the_rule_and_the_value(changes, field, rule, value):
     with pytest.raises(ConfigError) as error:
@@ -105,6 +121,12 @@ def test_a_broken_rule_names_the_field_the_rule_and_the_value(changes, field, ru
 @pytest.mark.parametrize("sampler", sorted(set(SAMPLERS) - {"gp"}))
 def test_every_optuna_sampler_name_is_accepted(sampler):
     assert _parse(searcher={"sampler": sampler}).searcher.sampler == sampler
+
+
+def test_sampler_options_are_kept_for_the_sampler():
+    options = {"n_startup_trials": 3, "multivariate": False, "constant_liar": False}
+    assert _parse(searcher={"options": options}).searcher.options == options
+    assert _parse().searcher.options == {}
 
 
 @pytest.mark.parametrize("sampler", sorted(KERAS_TUNER_SAMPLERS))
