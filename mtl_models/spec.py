@@ -72,6 +72,9 @@ def _check_name(field_name: str, value: object) -> None:
         )
 
 
+MAX_WIDTH = 16_384  # units or filters of one layer: 8x ResNet-50's widest; wider fails on memory, not on a rule
+
+
 def _check_int(field_name: str, value: object, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         rule = f"must be an integer >= {low}" if high is None else f"must be an integer in [{low}, {high}]"
@@ -242,7 +245,7 @@ class HeadSpec:
         _check_type("heads.task", self.task, TaskSpec)
         where = f"heads[{self.task.name}]"
         object.__setattr__(self, "transfer_from", _as_tuple(self.transfer_from))
-        _check_int(f"{where}.units", self.units, 0)
+        _check_int(f"{where}.units", self.units, 0, MAX_WIDTH)
         _check_rate(f"{where}.dropout", self.dropout)
         if self.dropout and self.units == 0 and self.task.kind != "segmentation":
             raise SpecError(f"{where}.dropout", "acts on the hidden layer, and units=0 means there is none; "
@@ -291,7 +294,7 @@ class BackboneSpec:
         if not isinstance(filters, tuple) or len(filters) != self.blocks:
             raise SpecError("backbone.filters", f"must be one integer or a list of {self.blocks} (one per block)", self.filters)
         for f in filters:
-            _check_int("backbone.filters", f, 1)
+            _check_int("backbone.filters", f, 1, MAX_WIDTH)
         object.__setattr__(self, "filters", filters)
         _check_int("backbone.kernel_size", self.kernel_size, 1, 15)
         _check_rate("backbone.dropout", self.dropout)
@@ -300,8 +303,8 @@ class BackboneSpec:
         for flag in ("batch_norm", "residual"):
             if not isinstance(getattr(self, flag), bool):
                 raise SpecError(f"backbone.{flag}", "must be true or false", getattr(self, flag))
-        _check_int("backbone.dense_units", self.dense_units, 0)
-        _check_int("backbone.vector_units", self.vector_units, 1)
+        _check_int("backbone.dense_units", self.dense_units, 0, MAX_WIDTH)
+        _check_int("backbone.vector_units", self.vector_units, 1, MAX_WIDTH)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 import yaml
 
-from search.errors import ConfigError
+from search.errors import ConfigError, redact
 from search.experiment.config import Experiment, load_experiment
 from search.experiment.metrics import OBJECTIVE
 from search.experiment.prepared import Prepared, prepare
@@ -75,7 +75,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
             progress(f"{Path(results_dir) / experiment.name} holds an earlier search; this one writes to {run_dir}")
         progress(f"Search {experiment.name!r}: {experiment.budget.describe()}, {experiment.concurrency} at a time, "
                  f"on {description}.")
-        study = (f"study: optuna-dashboard {info.study_storage}" if experiment.engine == "ray-tune"
+        study = (f"study: optuna-dashboard {redact(info.study_storage)}" if experiment.engine == "ray-tune"
                  else f"KerasTuner state: {run_dir / 'keras_tuner'}")
         progress(f"Objective: {prepared.objective.describe()}. Results: {run_dir}/leaderboard.md; {study}")
         return _drive(prepared, run_dir, storage_path, study_storage, progress, command="run", started=started)

@@ -8,7 +8,10 @@ import numpy as np
 
 from mtl_models.errors import DataError
 
-__all__ = ["balanced_labels", "check_int", "check_seed", "in_chunks", "pixel_grid"]
+__all__ = ["MAX_GENERATED_BYTES", "balanced_labels", "check_int", "check_samples", "check_seed", "in_chunks",
+           "pixel_grid"]
+
+MAX_GENERATED_BYTES = 4 << 30  # a generated data set's images; every trial holds them in memory
 
 
 def check_int(name: str, value: object, low: int, high: int | None = None) -> int:
@@ -20,6 +23,17 @@ def check_int(name: str, value: object, low: int, high: int | None = None) -> in
         rule = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
         raise DataError(f"`{name}` must be {rule}, but got {name}={value!r}.")
     return int(value)
+
+
+def check_samples(n_samples: object, image_size: int, channels: int) -> int:
+    """``n_samples`` as an int, after checking that its float32 images (``image_size``² x ``channels``) fit
+    :data:`MAX_GENERATED_BYTES`; a :class:`DataError` otherwise."""
+    most = MAX_GENERATED_BYTES // (image_size * image_size * channels * 4)
+    n = check_int("n_samples", n_samples, 1)
+    if n > most:
+        raise DataError(f"`n_samples` must be at most {most:,} at image_size {image_size} (the generated images are held "
+                        f"in memory, {MAX_GENERATED_BYTES >> 30} GiB at most), but got n_samples={n}.")
+    return n
 
 
 def check_seed(seed: object) -> int:

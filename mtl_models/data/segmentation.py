@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_models.data._common import balanced_labels, check_int, check_seed
+from mtl_models.data._common import balanced_labels, check_int, check_samples, check_seed
 from mtl_models.data.dataset import Dataset
 from mtl_models.data.shapes import shape_masks
 from mtl_models.spec import TaskSpec
@@ -44,8 +44,8 @@ def load_segmentation(*, n_samples: int = 1000, image_size: int = 32, seed: int 
     ``(N, S, S, 1)`` in {0, 1}, ``value`` float32 ``(N, 1)``. The same arguments give the
     same data.
     """
-    n = check_int("n_samples", n_samples, 1)
     size = check_int("image_size", image_size, 8, 512)
+    n = check_samples(n_samples, size, 4)  # the image and its mask
     rng = np.random.default_rng(check_seed(seed))
 
     kind = np.where(balanced_labels(rng, n, 2) == 0, _CIRCLE, _SQUARE)

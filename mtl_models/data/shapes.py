@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_models.data._common import balanced_labels, check_int, check_seed, in_chunks, pixel_grid
+from mtl_models.data._common import balanced_labels, check_int, check_samples, check_seed, in_chunks, pixel_grid
 from mtl_models.data.dataset import Dataset
 from mtl_models.spec import TaskSpec
 
@@ -71,8 +71,8 @@ def load_shapes(*, n_samples: int = 3000, image_size: int = 32, seed: int = 0) -
     image's and the shape lies fully inside. Classes are
     balanced to within one sample. The same arguments give the same data.
     """
-    n = check_int("n_samples", n_samples, 1)
     size = check_int("image_size", image_size, 8, 512)
+    n = check_samples(n_samples, size, 3)
     rng = np.random.default_rng(check_seed(seed))
     shape = balanced_labels(rng, n, len(SHAPE_NAMES))
     colour = balanced_labels(rng, n, len(COLOUR_NAMES))

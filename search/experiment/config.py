@@ -2,7 +2,7 @@
 
 ``load_experiment(path)`` returns a frozen :class:`Experiment`; every problem raises
 :class:`ConfigError` naming the field (as a dotted path), the rule and the value. The
-file is read with ``yaml.safe_load``: nothing in it is executed.
+file is read by :mod:`search.experiment.yaml_file`: nothing in it is executed, and it is bounded.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
-from search.errors import ConfigError
+from search.errors import ConfigError, redact
 from search.experiment.section import Section
 from search.experiment.space import SearchSpace, parse_space
+from search.experiment.yaml_file import read_yaml
 
 __all__ = ["Budget", "DataConfig", "Experiment", "ObjectiveConfig", "Resources", "SchedulerConfig", "SearcherConfig",
            "ENGINES", "KERAS_TUNER_SAMPLERS", "SAMPLERS", "load_experiment", "parse_experiment"]
@@ -33,7 +33,8 @@ ENGINES = ("ray-tune", "keras-tuner")
 COOLDOWN, MAX_COOLDOWN = 0.2, 0.5  # budget.cooldown with a time limit (WSD schedules decay over the last 10-20 %)
 LEAD, MAX_LEAD = 0.5, 0.8  # budget.lead with a time limit: the first trial alone for at most half of it
 WEIGHT_AVERAGE = 0.99  # Keras' default EMA momentum; search/engines/averaging.py measured it on both built-in tasks
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # matched whole: `$` would pass a final newline
+MAX_NAME = 100  # a folder name, with room for the -2, -3 of a second run
 
 
 @dataclass(frozen=True)
@@ -158,20 +159,7 @@ class Experiment:
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("experiment", "must be an existing YAML file", str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except UnicodeDecodeError:
-        raise ConfigError("experiment", "must be a UTF-8 text file (this one is binary)", str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError("experiment", f"must be valid YAML ({getattr(exc, 'problem', exc)}{where})",
-                          str(path)) from None
-    if data is None:
-        raise ConfigError("experiment", "must not be empty", str(path))
+    data = read_yaml(path)
     return parse_experiment(data, source=str(path))
 
 
@@ -179,8 +167,9 @@ def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
     """Validate already-parsed YAML data into an :class:`Experiment`."""
     top = Section(data, "", required=True)
     name = top.get("name", required=True)
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError("name", "must be letters, digits, '_', '-' or '.', starting with a letter or digit", name)
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > MAX_NAME:
+        raise ConfigError("name", f"must be 1 to {MAX_NAME} letters, digits, '_', '-' or '.', starting with a letter or "
+                          "digit", name)
     model = top.get("model", {})
     if not isinstance(model, dict):
         raise ConfigError("model", "must be a mapping", model)
@@ -195,7 +184,7 @@ def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
         budget=_budget(top.get("budget")),
         resources=_resources(top.get("resources")),
         concurrency=top.number("concurrency", 2, low=1, integer=True),
-        seed=top.number("seed", 0, low=0, integer=True),
+        seed=top.number("seed", 0, low=0, high=2**32 - 1, integer=True),  # NumPy's and Ray's seeds are 32-bit
         batch_size=top.number("batch_size", 32, low=1, integer=True),
         weight_average=top.number("weight_average", WEIGHT_AVERAGE, low=0, high=0.9999),
         searcher=_searcher(top.get("searcher"), space, engine),
@@ -365,7 +354,9 @@ def _scheduler(raw: Any) -> SchedulerConfig:
     section = Section(raw, "scheduler")
     scheduler = SchedulerConfig(
         grace_period=section.number("grace_period", 2, low=1, integer=True),
-        reduction_factor=float(section.number("reduction_factor", 3, low=1, low_open=True)),
+        # Successive halving keeps 1/reduction_factor of the trials at each rung: 2-4 in practice; near 1 it would
+        # build a rung at nearly every epoch, past 100 it would stop all but the first.
+        reduction_factor=float(section.number("reduction_factor", 3, low=1.5, high=100)),
         adaptive=section.get("adaptive", True),
     )
     if not isinstance(scheduler.adaptive, bool):
@@ -379,5 +370,5 @@ def _storage(raw: Any) -> str | None:
         return None
     if not isinstance(raw, str) or "://" not in raw:
         raise ConfigError("study_storage", "must be an RDB URL such as postgresql://host/db or sqlite:///path.db",
-                          raw)
+                          redact(raw) if isinstance(raw, str) else raw)
     return raw

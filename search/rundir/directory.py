@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.errors import ConfigError, SearchError
+import yaml
+
+from search.errors import REDACTED, ConfigError, SearchError, redact, without_password
 from search.rundir.records import TRIALS_DIR, atomic_write
 
 __all__ = ["FORMAT", "MIN_FREE_BYTES", "MODEL_FILE", "RETRAIN_DIR", "RUN_FILE", "RunInfo", "check_study_storage",
@@ -111,6 +113,8 @@ def create_run_dir(run_dir: Path, experiment_text: str, *, storage_path: Path, s
         stored["storage_path"] = "."
     if study_storage == default_study_storage(run_dir):
         stored["study_storage"] = "sqlite:///study.db"
+    else:  # a password stays in the experiment file the user wrote, and is read from its copy on resume
+        stored["study_storage"] = redact(study_storage)
     atomic_write(run_dir / RUN_FILE, json.dumps(stored, indent=2) + "\n")
     return info
 
@@ -133,20 +137,27 @@ def check_study_storage(url: str) -> None:
     import sqlalchemy
 
     try:
-        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
         engine = sqlalchemy.create_engine(url)
     except Exception as exc:  # a malformed URL, or a database driver that is not installed
-        raise ConfigError("study_storage", f"must be an RDB URL Optuna can open ({type(exc).__name__}: {exc})",
-                          url.split("@")[-1]) from None
+        reason = without_password(f"{type(exc).__name__}: {exc}", url).splitlines()[0]
+        raise ConfigError("study_storage", f"must be an RDB URL Optuna can open ({reason})", redact(url)) from None
     try:
         with engine.connect():
             pass
     except Exception as exc:
-        reason = str(exc).splitlines()[0]
+        reason = without_password(str(exc), url).splitlines()[0]
         raise ConfigError("study_storage", f"must be a database this machine can reach; connecting failed ({reason})",
-                          shown) from None
+                          redact(url)) from None
     finally:
         engine.dispose()
+
+
+def _experiment_storage(path: Path) -> object:
+    """The ``study_storage`` of the experiment copy that this package wrote at ``path`` (None if it has none)."""
+    try:
+        return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("study_storage")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
 
 
 def default_study_storage(run_dir: Path) -> str:
@@ -187,5 +198,9 @@ def read_run_info(run_dir: Path) -> RunInfo:
                           f"`{migrate_command(run_dir)}`")
     storage = info.storage_path if Path(info.storage_path).is_absolute() else str(run_dir / info.storage_path)
     study = default_study_storage(run_dir) if info.study_storage == "sqlite:///study.db" else info.study_storage
+    if f":{REDACTED}@" in study:  # run.json keeps no password; the experiment's copy in the run directory has it
+        copy = _experiment_storage(run_dir / info.experiment_file)
+        if isinstance(copy, str) and redact(copy) == study:
+            study = copy
     return RunInfo(**{**info.__dict__, "storage_path": storage, "study_storage": study,
                       "sessions": tuple(info.sessions)})

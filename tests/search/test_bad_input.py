@@ -101,6 +101,8 @@ def test_gpu_request_where_ray_sees_none(capsys, tmp_path, tiny, write_experimen
     [
         ("sqlite:////nonexistent-dir/deeper/study.db", "connecting failed"),
         ("postgresql://search:s3cret@127.0.0.1:1/optuna", "`study_storage`"),
+        ("postgresql:x:s3cret@127.0.0.1:1/db", "must be an RDB URL"),  # no //: SQLAlchemy cannot parse it
+        ("postgresqls3cret@127.0.0.1:1/db", "must be an RDB URL"),  # no scheme at all
     ],
 )
 def test_study_storage_that_cannot_be_opened(capsys, tmp_path, tiny, write_experiment, no_ray, url, rule):

@@ -40,5 +40,6 @@ def test_malformed_file_exits_2_and_names_the_problem(name, tmp_path, capsys, no
     fragments = EXPECTED[name] if isinstance(EXPECTED[name], list) else [EXPECTED[name]]
     assert all(fragment in err for fragment in fragments), err
     assert err.startswith("mtl-search: error: ") and err.count("\n") == 1  # one line, no traceback
+    assert len(err) < 500, len(err)  # a value it echoes is cut short
     assert not results.exists()
     assert _digest(HERE) == before

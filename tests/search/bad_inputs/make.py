@@ -63,6 +63,15 @@ exp("unknown_split_key", "`data.split.train_fraction`", setp(["data", "split", "
 exp("unknown_head_key", ["`model.heads.shape.unit`: is not a known key", "Received: model.heads.shape.unit=8"], setp(["model", "heads", "shape", "unit"], 8))
 exp("unknown_dataset", ["`data.dataset`", "must be one of", "'cifar'"], setp(["data", "dataset"], "cifar"))
 exp("unknown_sampler", "`searcher.sampler`", setp(["searcher"], {"sampler": "grid-ish"}))
+exp("name_final_newline", "`name`: must be 1 to 100 letters", setp(["name"], "tiny\n"))
+exp("name_too_long", "`name`: must be 1 to 100 letters", setp(["name"], "n" * 300))
+exp("seed_past_32_bits", "`seed`: must be an integer >= 0 and <= 4294967295", setp(["seed"], 2**32))
+exp("reduction_factor_near_1", "`scheduler.reduction_factor`: must be a number >= 1.5", setp(["scheduler"], {"reduction_factor": 1.00000001}))
+exp("units_huge", "`model.heads.shape.units`: must be an integer in [0, 16384]", setp(["model", "heads", "shape", "units"], 10**12))
+exp("n_samples_huge", ["`n_samples` must be at most", "n_samples=100000000000"], setp(["data", "options", "n_samples"], 10**11))
+exp("sampler_option_unknown", "`searcher.options.startup_trials`", setp(["searcher"], {"options": {"startup_trials": 3}}))
+exp("sampler_option_refused", ["`searcher.options`", "refused by Optuna's TPESampler"],
+    setp(["searcher"], {"options": {"n_ei_candidates": 0}}))
 # Impossible ranges and values
 exp("range_int_reversed", "`space.backbone.blocks.int`: `low < high` must hold", setp(["space", "backbone.blocks"], {"int": [5, 3]}))
 exp("range_float_empty", "`space.backbone.dropout.float`: `low < high` must hold", setp(["space", "backbone.dropout"], {"float": [0.1, 0.1]}))
@@ -71,7 +80,7 @@ exp("range_empty_choice", "`space.backbone.filters", setp(["space", "backbone.fi
 exp("range_dropout_one", "`space.backbone.dropout`", setp(["space", "backbone.dropout"], {"float": [0.0, 1.0]}))
 exp("range_fractions_sum", "`data.split.test_fraction`: plus val_fraction (0.6) must be < 1", setp(["data", "split"], {"val_fraction": 0.6, "test_fraction": 0.5}))
 exp("range_blocks_too_deep", "`space.backbone.blocks`", setp(["space", "backbone.blocks"], {"int": [1, 6]}))
-exp("range_filters_zero", ["`model.backbone.filters`: must be an integer >= 1", "Received: model.backbone.filters=0"], setp(["model", "backbone", "filters"], 0))
+exp("range_filters_zero", ["`model.backbone.filters`: must be an integer in [1, 16384]", "Received: model.backbone.filters=0"], setp(["model", "backbone", "filters"], 0))
 # References to things that do not exist
 exp("ref_space_field", "`space.backbone.width`", setp(["space", "backbone.width"], {"int": [1, 4]}))
 exp("ref_space_task", "`space.heads.size.units`", setp(["space", "heads.size.units"], {"int": [1, 4]}))
@@ -87,6 +96,10 @@ raw("empty.yaml", b"", "must not be empty")
 raw("binary_garbage.yaml", bytes(range(256)) * 4, "`experiment`: must be a UTF-8 text file (this one is binary)")
 raw("yaml_syntax.yaml", b"name: [unclosed\nseed: 0\n", "must be valid YAML")
 raw("yaml_list.yaml", b"- just\n- a list\n", "`experiment`: must be a YAML mapping")
+BOMB = "name: bomb\nlaughs:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"  {b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))  # 10^9 values from 1 KB
+raw("yaml_alias_bomb.yaml", BOMB.encode(), "`experiment`: must not expand past 100,000 values")
+raw("yaml_duplicate_key.yaml", b"name: dup\nseed: 1\nseed: 2\n", "`seed`: must be given once in its mapping (again at line 3")
 raw("yaml_python_tag.yaml", b"!!python/object/apply:os.system ['touch /tmp/pwned']\n", "must be valid YAML")
 # Data files (NPZ) behind a valid experiment
 rng = np.random.default_rng(0)

@@ -55,12 +55,13 @@ def test_weights_are_averaged_by_default_and_zero_turns_it_off():
 
 
 @pytest.mark.parametrize("changes, field, rule, value", [
-    ({"name": "a b"}, "name", "must be letters, digits", "a b"),
+    ({"name": "a b"}, "name", "must be 1 to 100 letters, digits", "a b"),
     ({"colour": 1}, "colour", "is not a known key", 1),
     ({"budget": {"trials": 0}}, "budget.trials", "must be an integer >= 1", 0),
     ({"budget": {"max_epochs": 2.5}}, "budget.max_epochs", "must be an integer >= 1", 2.5),
     ({"budget": {"time_limit_s": 0}}, "budget.time_limit_s", "must be a number > 0", 0),
-    ({"scheduler": {"reduction_factor": 1}}, "scheduler.reduction_factor", "must be a number > 1", 1),
+    ({"scheduler": {"reduction_factor": 1.00000001}}, "scheduler.reduction_factor", "must be a number >= 1.5 and <= 100",
+     1.00000001),
     ({"resources": {"cpus": 0}}, "resources.cpus", "must be a number > 0", 0),
     ({"resources": {"gpus": 1.5}}, "resources.gpus", "a fraction <= 1 or a whole number", 1.5),
     ({"concurrency": True}, "concurrency", "must be an integer >= 1", True),

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from search.errors import ConfigError, SearchError
+from search.errors import ConfigError, SearchError, redact
 from search.rundir.directory import (FORMAT, check_writable, choose_run_dir, create_run_dir, default_study_storage,
                                      needs_migration, read_run_info, record_session)
 
@@ -37,6 +37,29 @@ def test_run_json_stores_its_own_paths_relatively_so_a_moved_run_still_reads(tmp
     assert info.storage_path == str(tmp_path / "moved" / ".")
     assert info.study_storage == default_study_storage(tmp_path / "moved")
     assert (tmp_path / "moved" / "experiment.yaml").read_text() == "name: toy\n"
+
+
+def test_run_json_keeps_no_password_and_resume_reads_it_from_the_experiment_copy(tmp_path):
+    url = "postgresql://search:S3cret@db.example:5432/optuna"
+    create_run_dir(tmp_path / "toy", f"name: toy\nstudy_storage: {url}\n", storage_path=tmp_path / "toy",
+                   study_storage=url, address=None, name="toy")
+    text = (tmp_path / "toy" / "run.json").read_text()
+    assert "S3cret" not in text and json.loads(text)["study_storage"] == "postgresql://search:***@db.example:5432/optuna"
+    assert read_run_info(tmp_path / "toy").study_storage == url
+    (tmp_path / "toy" / "experiment.yaml").write_text("name: toy\n")  # the copy lost it: the redacted URL stays
+    assert read_run_info(tmp_path / "toy").study_storage == "postgresql://search:***@db.example:5432/optuna"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://search:S3cret@h:5432/db", "postgresql://search:***@h:5432/db"),
+    ("postgresql:x:S3cret@127.0.0.1:1/db", "postgresql:x:***@127.0.0.1:1/db"),  # no // : still a password
+    ("postgresql:S3cret@127.0.0.1/db", "postgresql:***@127.0.0.1/db"),
+    ("mysql+pymysql://root:S3c:ret@h/db", "mysql+pymysql://root:***@h/db"),
+    ("postgresql://search@h/db", "postgresql://search@h/db"),  # a user alone is no secret
+    ("sqlite:////tmp/study.db", "sqlite:////tmp/study.db"),
+])
+def test_a_storage_url_is_shown_without_its_password(url, shown):
+    assert redact(url) == shown
 
 
 def test_each_session_is_appended_to_run_json(tmp_path):
