@@ -9,6 +9,7 @@ outside its classes, a wrong image shape, a mask that does not fit its image) is
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import zipfile
 import zlib
@@ -24,7 +25,7 @@ from mtl_models.data.dataset import Dataset
 from mtl_models.errors import DataError
 from mtl_models.spec import TaskSpec
 
-__all__ = ["NpzSource", "NpzTask", "load_npz"]
+__all__ = ["NpzSource", "NpzTask", "array_size_problem", "load_npz"]
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,37 @@ def load_npz(source: NpzSource) -> Dataset:
     return Dataset(name=path.stem or "npz", inputs=inputs, targets=targets, tasks=tuple(t.task for t in source.tasks))
 
 
+def array_size_problem(archive: np.lib.npyio.NpzFile, name: str) -> str | None:
+    """Why array ``name`` cannot be what its header says, from the header and the archive's index alone; None if
+    it can be (or if the reader will say what is wrong). A damaged or hostile file can claim a terabyte array in a
+    few bytes, and reading it would fail on memory before any check."""
+    member = f"{name}.npy"
+    if member not in archive.zip.namelist():
+        return None
+    try:
+        with archive.zip.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                return None
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+            header = f.tell()
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None
+    if dtype.hasobject:
+        return None  # refused as a pickle by the reader
+    claimed, stored = math.prod(shape) * dtype.itemsize, archive.zip.getinfo(member).file_size - header
+    if claimed == stored:
+        return None
+    return (f"its header claims shape {shape} of {dtype} ({claimed:,} bytes), but the file holds {stored:,} bytes "
+            "for it: the file is damaged")
+
+
 def _read(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
     where = f"Array '{name}' in '{path}'"
+    problem = array_size_problem(archive, name)
+    if problem:
+        raise DataError(f"{where}: {problem}.")
     try:
         array = archive[name]
     except KeyError:

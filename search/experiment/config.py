@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from search.errors import ConfigError, redact
 from search.experiment.section import Section
 from search.experiment.space import SearchSpace, parse_space

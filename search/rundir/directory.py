@@ -141,9 +141,8 @@ def check_study_storage(url: str) -> None:
     except Exception as exc:  # a malformed URL, or a database driver that is not installed
         reason = without_password(f"{type(exc).__name__}: {exc}", url).splitlines()[0]
         raise ConfigError("study_storage", f"must be an RDB URL Optuna can open ({reason})", redact(url)) from None
-    try:
-        with engine.connect():
-            pass
+    try:  # reading its tables, not only connecting: SQLite connects to any file, and fails on reading one that is not a database
+        sqlalchemy.inspect(engine).get_table_names()
     except Exception as exc:
         reason = without_password(str(exc), url).splitlines()[0]
         raise ConfigError("study_storage", f"must be a database this machine can reach; connecting failed ({reason})",

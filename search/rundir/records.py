@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from search.errors import SearchError
 from search.experiment.metrics import higher_is_better
 
 __all__ = ["FINISHED", "SCORED", "STATUSES", "SCHEDULER_FILE", "TRIALS_DIR", "UNFINISHED", "TrialRecord",
@@ -162,7 +163,14 @@ def load_records(run_dir: str | os.PathLike) -> list[TrialRecord]:
     trials = Path(run_dir) / TRIALS_DIR
     if not trials.is_dir():
         return []
-    records = [TrialRecord.read(path) for path in sorted(trials.glob("*.json"))]
+    records = []
+    for path in sorted(trials.glob("*.json")):
+        try:
+            records.append(TrialRecord.read(path))
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:  # records are written whole: this one was damaged
+            raise SearchError(f"{path} is not a trial record ({type(exc).__name__}: {str(exc)[:200]}); move it out "
+                              f"of {trials} (that trial is then left out) or restore it, and run the command again."
+                              ) from None
     return sorted(records, key=lambda r: (r.started_at is None, r.started_at or 0.0, r.trial_id))
 
 

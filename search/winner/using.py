@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from mtl_models.data.npz import array_size_problem
 from search.errors import ConfigError
 from search.experiment.config import load_experiment
 from search.experiment.metrics import metric_key, mode
@@ -36,18 +37,25 @@ def read_inputs(path: Path, card: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The model's inputs from an NPZ file, checked against the card (ConfigError naming the array)."""
     if not path.is_file():
         raise ConfigError("inputs", "must be an existing .npz file", str(path))
+    wanted = card["inputs"]
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = list(npz.files)
-            arrays = {name: npz[name] for name in names}
+            if len(wanted) == 1 and len(names) == 1 and wanted[0]["name"] not in names:
+                stored = {wanted[0]["name"]: names[0]}  # one array under another name: the model's one input
+            else:
+                stored = {w["name"]: w["name"] for w in wanted if w["name"] in names}  # only what the model takes
+            for name, key in stored.items():
+                if problem := array_size_problem(npz, key):
+                    raise ConfigError(f"inputs[{name}]", problem, str(path))
+            arrays = {name: npz[key] for name, key in stored.items()}
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError("inputs", f"holds an array that cannot be read without pickle ({exc}); save plain numeric "
                           "arrays with numpy.savez", str(path)) from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ConfigError("inputs", f"is not a readable .npz file ({exc})", str(path)) from None
-    wanted = card["inputs"]
-    if len(wanted) == 1 and len(arrays) == 1 and wanted[0]["name"] not in arrays:
-        arrays = {wanted[0]["name"]: next(iter(arrays.values()))}
     out, length = {}, None
     for spec in wanted:
         name, shape = spec["name"], tuple(spec["shape"])
@@ -99,6 +107,9 @@ def predict(model_dir: str | Path, inputs: str | Path, out: str | Path, *, force
     """Predict every task for the inputs in ``inputs`` (NPZ) and write them to ``out`` (NPZ)."""
     model_dir, inputs, out = Path(model_dir), Path(inputs), Path(out)
     card = read_card(model_dir)
+    if out.exists() and not out.is_file():
+        raise ConfigError("--out", "must be a file to write; this is a directory, which --force does not replace",
+                          str(out))
     if out.exists() and not force:
         raise ConfigError("--out", "already exists; choose another file or pass --force to replace it", str(out))
     arrays = read_inputs(inputs, card)

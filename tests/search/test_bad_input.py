@@ -1,5 +1,7 @@
 """Bad experiment input stops before Ray starts: exit status 2, a message naming the field, no results dir."""
 
+from pathlib import Path
+
 import pytest
 
 from search.cli import main
@@ -102,6 +104,7 @@ def test_gpu_request_where_ray_sees_none(capsys, tmp_path, tiny, write_experimen
         ("sqlite:////nonexistent-dir/deeper/study.db", "connecting failed"),
         ("postgresql://search:s3cret@127.0.0.1:1/optuna", "`study_storage`"),
         ("postgresql:x:s3cret@127.0.0.1:1/db", "must be an RDB URL"),  # no //: SQLAlchemy cannot parse it
+        (f"sqlite:///{Path(__file__).resolve()}", "file is not a database"),  # a file, but not SQLite
         ("postgresqls3cret@127.0.0.1:1/db", "must be an RDB URL"),  # no scheme at all
     ],
 )
@@ -179,3 +182,18 @@ def test_help_lists_the_commands(capsys):
     out = capsys.readouterr().out
     for command in ("run", "resume", "results"):
         assert command in out
+
+
+def test_results_of_a_run_with_a_damaged_trial_record_names_the_file(capsys, tmp_path):
+    """A committed reference run, copied, one of its trial records overwritten with text that is not JSON."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(Path(__file__).parents[2] / "results" / "shapes", run_dir,
+                    ignore=shutil.ignore_patterns("retrain", "export*", "checkpoints", "tune"))
+    damaged = sorted((run_dir / "trials").glob("*.json"))[0]
+    damaged.write_text("{not json")
+    assert main(["results", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mtl-search: error: ") and err.count("\n") == 1, err
+    assert f"{damaged} is not a trial record" in err and "move it out" in err

@@ -3,8 +3,10 @@
 Run it again (python tests/search/bad_inputs/make.py) after changing a case; the test reads the files.
 """
 import copy
+import io
 import pickle
 import sys
+import zipfile
 
 from pathlib import Path
 import numpy as np
@@ -134,6 +136,22 @@ npz("pickle_file_renamed", ["`data.options`", "pickle_file_renamed.npz' is not a
 npz("string_array", ["`data.options`", "Array 'X' in", "must hold numbers (bool, int or float)"], {"X": np.array(["a"] * 40), "y": y})
 bad = y.copy(); bad[5, 1] = 1.7
 npz("sigmoid_target_above_one", ["`data.options`", "Array 'y' column 1", "a sigmoid regression target must lie in [0, 1], but got 1.7"], {"X": X, "y": bad})
+def lying_npz() -> bytes:
+    """An NPZ whose X header claims (2^36, 16, 16) float32, 64 TiB, over 40 images' worth of bytes."""
+    def member(array, shape=None):
+        buf = io.BytesIO()
+        header = np.lib.format.header_data_from_array_1_0(array)
+        header["shape"] = shape or array.shape
+        np.lib.format.write_array_header_1_0(buf, header)
+        buf.write(array.tobytes())
+        return buf.getvalue()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("X.npy", (2026, 1, 1, 0, 0, 0)), member(X, (1 << 36, 16, 16)))
+        archive.writestr(zipfile.ZipInfo("y.npy", (2026, 1, 1, 0, 0, 0)), member(y))
+    return buf.getvalue()
+npz("header_claims_64_tib", ["`data.options`", "Array 'X' in", "its header claims shape (68719476736, 16, 16) of float32",
+                             "the file is damaged"], {}, raw_bytes=lying_npz())
 np.savez_compressed(out / "data" / "ok.npz", X=X, y=y)
 exp("npz_missing_file", ["`data.options`", "nope.npz' does not exist"], setp(["data", "options", "path"], "data/nope.npz"), base=NPZ)
 (out / "expected.yaml").write_text("# File -> the fragment(s) the error message must contain (exit status 2, no results dir).\n"

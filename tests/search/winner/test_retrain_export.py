@@ -1,10 +1,12 @@
 """End to end on a tiny search: retrain (2 seeds) with baselines, export, predict, evaluate, fine-tune, report."""
 
 import copy
+import io
 import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import matplotlib.image
 import numpy as np
@@ -198,6 +200,8 @@ def test_export_refuses_an_existing_directory_and_keeps_it(pipeline, capsys):
     (["predict", "{out}", "{tmp}/wrong.npz", "--out", "{tmp}/p.npz"], "must have shape (N, 16, 16, 3)"),
     (["predict", "{out}", "{tmp}/two.npz", "--out", "{tmp}/p.npz"], "`inputs[image]`: is missing"),
     (["predict", "{out}", "{tmp}/pickled.npz", "--out", "{tmp}/p.npz"], "without pickle"),
+    (["predict", "{out}", "{tmp}/liar.npz", "--out", "{tmp}/p.npz"], "its header claims shape (1099511627776, 16, 16, 3)"),
+    (["predict", "{out}", "{tmp}/ok.npz", "--out", "{tmp}", "--force"], "this is a directory"),
     (["evaluate", "{tmp}"], "is not an exported model directory"),
     (["retrain", "{run}", "--by", "nosuchtask"], "--by"),
     (["retrain", "{run}", "--seeds", "1", "1"], "must not repeat a seed"),
@@ -207,11 +211,29 @@ def test_bad_model_commands_exit_2_and_write_nothing(pipeline, tmp_path, capsys,
     np.savez(tmp_path / "wrong.npz", image=np.zeros((3, 8, 8, 3), np.float32))
     np.savez(tmp_path / "two.npz", a=np.zeros((3, 16, 16, 3)), b=np.zeros(3))
     np.savez(tmp_path / "pickled.npz", image=np.array([{"a": 1}], dtype=object))
+    np.savez(tmp_path / "ok.npz", image=np.zeros((3, 16, 16, 3), np.float32), unused=np.zeros(3))
+    _lie_about_shape(tmp_path / "ok.npz", tmp_path / "liar.npz", "image", (1 << 40, 16, 16, 3))
     before = sorted(p.name for p in tmp_path.iterdir())
     argv = [a.format(out=out, tmp=tmp_path, run=run_dir) for a in argv]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _lie_about_shape(source, target, name, shape):
+    """Copy NPZ ``source`` to ``target`` with array ``name``'s header claiming ``shape`` (its data unchanged)."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == f"{name}.npy":
+                f = io.BytesIO(data)
+                np.lib.format.read_magic(f)
+                _, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                header = io.BytesIO()
+                np.lib.format.write_array_header_1_0(header, {"shape": shape, "fortran_order": fortran,
+                                                              "descr": np.lib.format.dtype_to_descr(dtype)})
+                data = header.getvalue() + data[f.tell():]
+            new.writestr(info, data)
 
 
 def test_retrain_without_finished_trials_exits_2(tmp_path, tiny, write_experiment, capsys):
