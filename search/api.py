@@ -17,7 +17,7 @@ from search.experiment.config import Experiment, load_experiment
 from search.experiment.metrics import OBJECTIVE
 from search.experiment.prepared import Prepared, prepare
 from search.rundir.directory import (RUN_FILE, check_study_storage, check_writable, choose_run_dir, create_run_dir,
-                                     default_study_storage, read_run_info, record_session)
+                                     read_run_info, record_session)
 from search.rundir.leaderboard import leaderboard_spec, write_leaderboard
 from search.rundir.records import FINISHED, TRIALS_DIR, UNFINISHED, load_records
 
@@ -43,31 +43,29 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
     text = yaml.safe_dump(experiment.portable(), sort_keys=False)
     prepared = prepare(experiment)
     address = address or os.environ.get("RAY_ADDRESS") or None
-    run_dir = choose_run_dir(Path(results_dir), experiment.name)
-    check_writable(run_dir)
-    storage_path = Path(storage) if storage else run_dir
+    check_writable(choose_run_dir(Path(results_dir), experiment.name))
     if storage:
-        check_writable(storage_path, field="--storage")
+        check_writable(Path(storage), field="--storage")
     if not address:
         from search.engines.cluster import check_local_resources
 
         check_local_resources(experiment.resources, experiment.concurrency)
     elif experiment.engine == "keras-tuner":
         raise ConfigError("--address", "needs engine ray-tune; engine keras-tuner runs in this process", address)
-    study_storage = experiment.study_storage or default_study_storage(run_dir)
     if experiment.study_storage and experiment.engine == "ray-tune":
         check_study_storage(experiment.study_storage)
 
     from search.engines import cluster
 
     description = _start(experiment, address)
-    created = False
+    run_dir = None
     try:
         if address:
             cluster.check_cluster(experiment.resources)
-        info = create_run_dir(run_dir, text, storage_path=storage_path, study_storage=study_storage,
-                              address=address, name=experiment.name)
-        created = True
+        run_dir, info = create_run_dir(Path(results_dir), experiment.name, text, address=address,
+                                       storage_path=Path(storage) if storage else None,
+                                       study_storage=experiment.study_storage)
+        storage_path, study_storage = Path(info.storage_path), info.study_storage
         if address:
             storage_path.mkdir(parents=True, exist_ok=True)
             cluster.check_shared_storage(storage_path)
@@ -80,7 +78,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
         progress(f"Objective: {prepared.objective.describe()}. Results: {run_dir}/leaderboard.md; {study}")
         return _drive(prepared, run_dir, storage_path, study_storage, progress, command="run", started=started)
     except Exception:
-        if created and not any((run_dir / TRIALS_DIR).glob("*.json")):
+        if run_dir and not any((run_dir / TRIALS_DIR).glob("*.json")):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave nothing behind
         raise
     finally:

@@ -53,12 +53,15 @@ def holds_search(path: Path) -> bool:
 
 def choose_run_dir(results_root: Path, name: str) -> Path:
     """``results_root/name``, or ``name-2``, ``name-3``... when that already holds a search."""
-    candidate = results_root / name
+    return next(c for c in _candidates(results_root, name) if not holds_search(c))
+
+
+def _candidates(results_root: Path, name: str):
+    yield results_root / name
     n = 2
-    while holds_search(candidate):
-        candidate = results_root / f"{name}-{n}"
+    while True:
+        yield results_root / f"{name}-{n}"
         n += 1
-    return candidate
 
 
 def check_writable(path: Path, *, field: str = "results_dir", min_free: int | None = None) -> None:
@@ -100,10 +103,22 @@ def _min_free() -> int:
     return int(megabytes * 2**20)
 
 
-def create_run_dir(run_dir: Path, experiment_text: str, *, storage_path: Path, study_storage: str,
-                   address: str | None, name: str) -> RunInfo:
-    """Create the run directory with a copy of the experiment and ``run.json``."""
-    run_dir.mkdir(parents=True, exist_ok=False)
+def create_run_dir(results_root: Path, name: str, experiment_text: str, *, storage_path: Path | None,
+                   study_storage: str | None, address: str | None) -> tuple[Path, RunInfo]:
+    """Claim the first directory :func:`choose_run_dir` would give, and write in it a copy of the experiment and
+    ``run.json``. The claim is ``run.json`` created exclusively, so two commands started at the same moment get a
+    directory each. ``storage_path`` and ``study_storage`` default to the run directory and its SQLite study."""
+    for run_dir in _candidates(results_root, name):
+        if holds_search(run_dir):
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(run_dir / RUN_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:  # another command claimed it since holds_search looked
+            continue
+        break
+    storage_path = storage_path or run_dir
+    study_storage = study_storage or default_study_storage(run_dir)
     (run_dir / "experiment.yaml").write_text(experiment_text, encoding="utf-8")
     info = RunInfo(name=name, experiment_file="experiment.yaml", storage_path=str(storage_path),
                    study_storage=study_storage, address=address, created=time.time())
@@ -116,7 +131,7 @@ def create_run_dir(run_dir: Path, experiment_text: str, *, storage_path: Path, s
     else:  # a password stays in the experiment file the user wrote, and is read from its copy on resume
         stored["study_storage"] = redact(study_storage)
     atomic_write(run_dir / RUN_FILE, json.dumps(stored, indent=2) + "\n")
-    return info
+    return run_dir, info
 
 
 def record_session(run_dir: Path, *, command: str, started: float, statuses: dict[str, int],

@@ -3,6 +3,7 @@ the command that converts it when an earlier version wrote it."""
 
 import json
 import os
+import time
 
 import pytest
 
@@ -12,8 +13,11 @@ from search.rundir.directory import (FORMAT, check_writable, choose_run_dir, cre
 
 
 def _create(run_dir, **changes):
-    options = dict(storage_path=run_dir, study_storage=default_study_storage(run_dir), address=None, name="toy")
-    return create_run_dir(run_dir, "name: toy\n", **{**options, **changes})
+    """A run directory at exactly ``run_dir`` (which must be free)."""
+    options = dict(storage_path=None, study_storage=None, address=None)
+    created, info = create_run_dir(run_dir.parent, run_dir.name, "name: toy\n", **{**options, **changes})
+    assert created == run_dir
+    return info
 
 
 def test_a_new_search_never_reuses_a_directory_that_holds_one(tmp_path):
@@ -25,6 +29,28 @@ def test_a_new_search_never_reuses_a_directory_that_holds_one(tmp_path):
     assert choose_run_dir(tmp_path, "toy") == tmp_path / "toy-2"
     (tmp_path / "toy-2" / "trials").mkdir(parents=True)
     assert choose_run_dir(tmp_path, "toy") == tmp_path / "toy-3"
+
+
+def test_commands_started_at_the_same_moment_each_claim_their_own_directory(tmp_path):
+    """Eight processes create a run directory for the same name at once: eight directories, each with its own
+    experiment copy, none shared."""
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(8, mp_context=multiprocessing.get_context("spawn")) as pool:
+        at = time.time() + 3  # every process asks at this moment (a spawned process takes about a second to start)
+        made = list(pool.map(_claim, [(tmp_path, i, at) for i in range(8)]))
+    assert sorted(made) == sorted(str(tmp_path / n) for n in ["toy", *(f"toy-{k}" for k in range(2, 9))])
+    for i, run_dir in enumerate(made):
+        assert (tmp_path / run_dir / "experiment.yaml").read_text() == f"name: toy\n# {i}\n"
+        assert json.loads((tmp_path / run_dir / "run.json").read_text())["name"] == "toy"
+
+
+def _claim(args):
+    root, i, at = args
+    time.sleep(max(0.0, at - time.time()))
+    return str(create_run_dir(root, "toy", f"name: toy\n# {i}\n", storage_path=None, study_storage=None,
+                              address=None)[0])
 
 
 def test_run_json_stores_its_own_paths_relatively_so_a_moved_run_still_reads(tmp_path):
@@ -41,8 +67,8 @@ def test_run_json_stores_its_own_paths_relatively_so_a_moved_run_still_reads(tmp
 
 def test_run_json_keeps_no_password_and_resume_reads_it_from_the_experiment_copy(tmp_path):
     url = "postgresql://search:S3cret@db.example:5432/optuna"
-    create_run_dir(tmp_path / "toy", f"name: toy\nstudy_storage: {url}\n", storage_path=tmp_path / "toy",
-                   study_storage=url, address=None, name="toy")
+    create_run_dir(tmp_path, "toy", f"name: toy\nstudy_storage: {url}\n", storage_path=None, study_storage=url,
+                   address=None)
     text = (tmp_path / "toy" / "run.json").read_text()
     assert "S3cret" not in text and json.loads(text)["study_storage"] == "postgresql://search:***@db.example:5432/optuna"
     assert read_run_info(tmp_path / "toy").study_storage == url
