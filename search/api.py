@@ -52,6 +52,10 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
         check_local_resources(experiment.resources, experiment.concurrency)
     elif experiment.engine == "keras-tuner":
         raise ConfigError("--address", "needs engine ray-tune; engine keras-tuner runs in this process", address)
+    if experiment.engine == "ray-tune":
+        from search.engines.samplers import check_options
+
+        check_options(experiment.searcher, experiment.space)
     if experiment.study_storage and experiment.engine == "ray-tune":
         check_study_storage(experiment.study_storage)
 
@@ -170,7 +174,6 @@ def _start(experiment: Experiment, address: str | None) -> str:
 
 
 def _shutdown() -> None:
-    import ray
+    from search.engines import cluster
 
-    if ray.is_initialized():
-        ray.shutdown()
+    cluster.stop_ray()

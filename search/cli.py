@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 __all__ = ["build_parser", "main"]
@@ -137,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     _quiet(tensorflow=args.command not in ("run", "resume"))
+    if threading.current_thread() is threading.main_thread():  # SIGTERM as Ctrl-C: it stops cleanly, ends its Ray
+        signal.signal(signal.SIGTERM, _terminated)
     from mtl_models.errors import MtlError
 
     try:
@@ -148,10 +152,20 @@ def main(argv: list[str] | None = None) -> int:
             return _results(args)
         return _MODEL_COMMANDS[args.command](args)
     except MtlError as exc:  # ConfigError, SearchError, SpecError, DataError: the user can fix these
-        print(f"mtl-search: error: {exc}", file=sys.stderr)
+        print(f"mtl-search: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _one_line(message: str, limit: int = 470) -> str:
+    """An error for the terminal: one line (a value the user gave may hold line breaks), at most ``limit`` chars."""
+    line = " ".join(message.split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(args) -> int:

@@ -14,8 +14,9 @@ class ConfigError(MtlError):
         self.field = field
         self.rule = rule
         self.value = value
-        message = f"Invalid `{field}`: {rule}"
-        super().__init__(f"{message}. Received: {field}={shown(value)}" if show_value else message)
+        shown_field = field if field.isprintable() else repr(field)[1:-1]  # a key of the user's: "\n" as \\n
+        message = f"Invalid `{shown_field}`: {rule}"
+        super().__init__(f"{message}. Received: {shown_field}={shown(value)}" if show_value else message)
 
 
 class SearchError(MtlError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtl_models.errors import DataError
+from mtl_models.errors import DataError, shown
 from mtl_models.spec import InputSpec, TaskSpec
 
 __all__ = ["Dataset", "target_shape"]
@@ -182,7 +182,7 @@ class Dataset:
             if task.name == name:
                 return task
         raise DataError(f"Data set {self.name!r}: a task name must be one of {[t.name for t in self.tasks]}, "
-                        f"but got {name!r}.")
+                        f"but got {shown(name)}.")
 
     def subset(self, indices: object) -> Dataset:
         """A new data set of the rows at ``indices`` (integer positions or a boolean mask of length N)."""

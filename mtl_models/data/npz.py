@@ -22,7 +22,7 @@ import numpy as np
 
 from mtl_models.data._npz_targets import as_input, as_target, first_row
 from mtl_models.data.dataset import Dataset
-from mtl_models.errors import DataError
+from mtl_models.errors import DataError, shown
 from mtl_models.spec import TaskSpec
 
 __all__ = ["NpzSource", "NpzTask", "array_size_problem", "load_npz"]
@@ -48,10 +48,10 @@ class NpzTask:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NpzTask:
         """Build from plain data, e.g. ``{"task": {"name": "A", "kind": "binary"}, "array": "y", "column": 0}``."""
-        values = _known_keys("NpzTask", data, [f.name for f in dataclasses.fields(cls)])
+        values = _known_keys("NpzTask", data, cls)
         task = values.get("task")
         if isinstance(task, Mapping):
-            values["task"] = TaskSpec(**_known_keys("NpzTask.task", task, [f.name for f in dataclasses.fields(TaskSpec)]))
+            values["task"] = TaskSpec(**_known_keys("NpzTask.task", task, TaskSpec))
         return cls(**values)
 
 
@@ -99,18 +99,26 @@ class NpzSource:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NpzSource:
         """Build from plain data (YAML, JSON); tasks may be :class:`NpzTask` or mappings; unknown keys are errors."""
-        values = _known_keys("NpzSource", data, [f.name for f in dataclasses.fields(cls)])
+        values = _known_keys("NpzSource", data, cls)
         if isinstance(values.get("tasks"), (list, tuple)):
             values["tasks"] = tuple(t if isinstance(t, NpzTask) else NpzTask.from_dict(t) for t in values["tasks"])
         return cls(**values)
 
 
-def _known_keys(what: str, data: object, known: list[str]) -> dict[str, Any]:
+def _known_keys(what: str, data: object, cls: type) -> dict[str, Any]:
+    """``data`` as keyword arguments of dataclass ``cls``: every key one of its fields, every field without a
+    default given."""
     if not isinstance(data, Mapping):
-        raise DataError(f"{what} must be a mapping, but got {data!r}.")
-    unknown = sorted(set(data) - set(known))
+        raise DataError(f"{what} must be a mapping, but got {shown(data)}.")
+    fields = dataclasses.fields(cls)
+    known = [f.name for f in fields]
+    unknown = sorted(set(data) - set(known), key=str)
     if unknown:
-        raise DataError(f"{what} keys must be among {known}, but got unknown key(s) {unknown}.")
+        raise DataError(f"{what} keys must be among {known}, but got unknown key(s) {shown(unknown)}.")
+    missing = [f.name for f in fields if f.name not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise DataError(f"{what} must give {missing}, but got only {sorted(map(str, data))}.")
     return dict(data)
 
 
@@ -124,8 +132,12 @@ def load_npz(source: NpzSource) -> Dataset:
     if not isinstance(source, NpzSource):
         raise DataError(f"load_npz needs an NpzSource, but got {type(source).__name__}.")
     path = Path(source.path)
-    if not path.is_file():
-        raise DataError(f"NPZ file '{path}' does not exist (or is not a file).")
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a name too long, say
+        raise DataError(f"NPZ file {shown(str(path))} cannot be opened ({exc.strerror}).") from None
+    if not is_file:
+        raise DataError(f"NPZ file {shown(str(path))} does not exist (or is not a file).")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:

@@ -16,7 +16,7 @@ from mtl_models.data.glyphs import load_glyphs
 from mtl_models.data.npz import NpzSource, NpzTask, load_npz
 from mtl_models.data.segmentation import load_segmentation
 from mtl_models.data.shapes import load_shapes
-from mtl_models.errors import DataError
+from mtl_models.errors import DataError, shown
 
 __all__ = ["DATASETS", "dataset_options", "load_dataset"]
 
@@ -56,7 +56,7 @@ DATASETS: tuple[str, ...] = tuple(_LOADERS)
 def dataset_options(name: str) -> tuple[str, ...]:
     """The option names ``load_dataset(name, ...)`` accepts (its loader's keyword-only parameters)."""
     if name not in _LOADERS:
-        raise DataError(f"A data set name must be one of {list(DATASETS)}, but got {name!r}.")
+        raise DataError(f"A data set name must be one of {list(DATASETS)}, but got {shown(name)}.")
     parameters = inspect.signature(_LOADERS[name]).parameters.values()
     return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -9,10 +10,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from search.engines import ray_session
 from search.experiment.config import Resources
 from search.errors import ConfigError, SearchError
 
-__all__ = ["local_gpu_count", "check_local_resources", "start_ray", "check_cluster", "check_shared_storage"]
+__all__ = ["local_gpu_count", "check_local_resources", "start_ray", "stop_ray", "check_cluster", "check_shared_storage"]
 
 
 def local_gpu_count() -> int:
@@ -45,6 +47,9 @@ def check_local_resources(resources: Resources, concurrency: int) -> None:
         raise ConfigError("resources.gpus", f"must be <= the {gpus} GPU(s) of this machine", resources.gpus)
 
 
+_session: dict | None = None  # the record of the local Ray this process started (search.engines.ray_session)
+
+
 def start_ray(address: str | None) -> str:
     """Start an embedded Ray bound to 127.0.0.1, or join the cluster at ``address``. Returns a description."""
     import ray
@@ -64,14 +69,49 @@ def start_ray(address: str | None) -> str:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         return f"Ray cluster at {address}: {len(nodes)} node(s), {ray.cluster_resources().get('CPU', 0):g} CPUs"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    _loopback_only()
     from search.engines.worker import TEST_ENV_PREFIX
 
     # Forward the test hooks explicitly: workers a local Ray pre-started need not share this environment.
     env = {k: v for k, v in os.environ.items() if k.startswith(TEST_ENV_PREFIX)} or None
+    from ray._common.utils import get_default_ray_temp_dir
+
+    ended = ray_session.end_leftovers(Path(get_default_ray_temp_dir()))
     # address="local": always a new Ray of our own, even where `ray start` left a cluster address behind.
     ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": env} if env else None, **quiet)
-    return f"local Ray on 127.0.0.1 with {os.cpu_count()} CPUs"
+    global _session
+    path = ray_session.record_session(ray._private.worker._global_node)
+    _session = json.loads(path.read_text()) if path else None
+    left = f"; ended {ended} process(es) an earlier, killed command had left running" if ended else ""
+    return f"local Ray on 127.0.0.1 with {os.cpu_count()} CPUs{left}"
+
+
+def stop_ray() -> None:
+    """Shut down Ray if this process started or joined it, and end whatever the local Ray left running."""
+    import ray
+
+    global _session
+    if ray.is_initialized():
+        ray.shutdown()
+    if _session:
+        ray_session.end_session(_session)
+        (Path(_session["session_dir"]) / ray_session.RECORD).unlink(missing_ok=True)
+        _session = None
+
+
+def _loopback_only() -> None:
+    """Make the Ray this process starts listen on 127.0.0.1 alone.
+
+    Ray 2.60 on Linux turns ``_node_ip_address="127.0.0.1"`` into the machine's outward address (services.
+    ``resolve_ip_for_localhost``, unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` is 0: ray-project/ray#26293), and
+    its gRPC servers, agents and metrics exporter bind every interface unless the node's address is loopback.
+    The flag is read when ``ray`` is imported, hence set in both places: this process's copy, and the environment
+    the processes Ray starts inherit. tests/search/test_listening.py reads the sockets that result."""
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def check_cluster(resources: Resources) -> None:

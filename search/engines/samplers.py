@@ -10,9 +10,11 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from search.experiment.config import KERAS_TUNER_SAMPLERS, SAMPLERS
+from search.errors import ConfigError
+from search.experiment.config import KERAS_TUNER_SAMPLERS, SAMPLERS, SearcherConfig
+from search.experiment.space import SearchSpace
 
-__all__ = ["keras_tuner_class", "make_sampler", "sampler_parameters", "try_sampler"]
+__all__ = ["check_options", "keras_tuner_class", "make_sampler", "sampler_parameters", "try_sampler"]
 
 # Without warn_independent_sampling, CMA-ES and QMC warn once per conditional parameter that they sample it
 # independently. QMC's sequence ignores the seed unless it is scrambled: every seed would search alike.
@@ -50,6 +52,31 @@ def sampler_parameters(name: str) -> dict[str, str | None]:
             types = {t.strip() for t in str(p.annotation).split("|")} - {"None"}
             kinds[p.name] = types.pop() if len(types) == 1 and types <= {"bool", "int", "float", "str"} else None
     return kinds
+
+
+_KINDS = {"bool": (bool, "true or false"), "int": (int, "an integer"), "float": ((int, float), "a number"),
+          "str": (str, "a string")}
+
+
+def check_options(searcher: SearcherConfig, space: SearchSpace) -> None:
+    """Raise ConfigError unless the sampler takes ``searcher.options`` and samples ``space`` with them: checked
+    by name and type, then by sampling a few trials, before Ray starts."""
+    if not searcher.options:
+        return
+    sampler, options = searcher.sampler, searcher.options
+    known = sampler_parameters(sampler)
+    for name, value in options.items():
+        if name not in known:
+            raise ConfigError(f"searcher.options.{name}", f"must be a keyword argument of Optuna's {SAMPLERS[sampler]} "
+                              f"that a YAML value can give ({sorted(known)})", value)
+        kind = _KINDS.get(known[name])  # Optuna checks few of them before it samples
+        if kind and not (isinstance(value, kind[0]) and (kind[0] is bool or not isinstance(value, bool))):
+            raise ConfigError(f"searcher.options.{name}", f"must be {kind[1]}", value)
+    try:
+        try_sampler(sampler, options, space.sample_optuna)
+    except Exception as error:  # noqa: BLE001 - whatever Optuna raises, the user's options caused it
+        raise ConfigError("searcher.options", f"were refused by Optuna's {SAMPLERS[sampler]} "
+                          f"({type(error).__name__}: {error})", dict(options)) from None
 
 
 def try_sampler(name: str, options: Mapping[str, Any], sample: Callable[[Any], Any]) -> None:

@@ -117,10 +117,7 @@ def retrain(run_dir: str | Path, options: RetrainOptions = RetrainOptions(), *, 
             _run(prepared, single, root, epochs, patience, options, progress)
             table = table.with_baselines(_results(root, single), prepared.tasks)
     finally:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
+        cluster.stop_ray()
     table.write(root)
     progress(f"Retrain table: {root / 'retrain.md'}")
     write_report(run_dir, progress=progress)

@@ -1,14 +1,17 @@
 """Ctrl-C stops a search cleanly and prints the command that resumes it; resume finishes the budget."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import yaml
 
+from search.engines import ray_session
 from search.rundir.records import FINISHED, load_records
 
 
@@ -52,7 +55,8 @@ def test_ctrl_c_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_p
 
 
 def test_driver_killed_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_path, tiny):
-    """SIGKILL gives the driver no chance to clean up: the run directory and Tune's snapshot must suffice."""
+    """SIGKILL gives the driver no chance to clean up: the run directory and Tune's snapshot must suffice, and the
+    next command ends the Ray processes the killed one left running."""
     tiny["name"] = "killed"
     tiny["budget"] = {"trials": 5, "max_epochs": 6}
     tiny["scheduler"] = {"grace_period": 6}
@@ -62,7 +66,7 @@ def test_driver_killed_then_resume_keeps_finished_trials_and_completes_the_budge
     run_dir = results / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "search.cli", "run", str(experiment), "--results-dir", str(results)]
-    # Its own process group, so that the Ray processes it started can be cleaned up after the kill.
+    # Its own process group, so that anything left can be cleaned up at the end even if the test fails.
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                                start_new_session=True)
     try:
@@ -70,25 +74,42 @@ def test_driver_killed_then_resume_keeps_finished_trials_and_completes_the_budge
         while time.time() < deadline and len(_finished(run_dir)) < 2:
             time.sleep(0.5)
         assert len(_finished(run_dir)) >= 2, "no trial finished in time"
+        killed = _session_of(process.pid)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+        time.sleep(3)
+        left = ray_session.session_processes(killed)  # what the kill left running (the agents, on this machine)
+        before = _finished(run_dir)
+        assert 2 <= len(before) < 5
+
+        resumed = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(run_dir)], capture_output=True,
+                                 text=True, env=env, timeout=400)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        assert not ray_session.session_processes(killed), f"left by the killed command: {left}"
+        if left:  # ended by the resume as it started (the count may be lower: an agent may have exited on its own)
+            assert "process(es) an earlier, killed command had left running" in resumed.stdout, resumed.stdout[-2000:]
+        after = _finished(run_dir)
+        assert len(after) == 5 and len(load_records(run_dir)) == 5
+        for trial_id, record in before.items():  # kept, not re-run
+            assert after[trial_id].epochs == record.epochs
+            assert after[trial_id].history == record.history
+            assert after[trial_id].started_at == record.started_at
+        assert "5 trials: " in (run_dir / "leaderboard.md").read_text()
+        study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'study.db'}")
+        assert len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]) >= 5
     finally:
         _kill_group(process.pid)
-    before = _finished(run_dir)
-    assert 2 <= len(before) < 5
 
-    resumed = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(run_dir)], capture_output=True,
-                             text=True, env=env, timeout=400)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    after = _finished(run_dir)
-    assert len(after) == 5 and len(load_records(run_dir)) == 5
-    for trial_id, record in before.items():  # kept, not re-run
-        assert after[trial_id].epochs == record.epochs
-        assert after[trial_id].history == record.history
-        assert after[trial_id].started_at == record.started_at
-    assert "5 trials: " in (run_dir / "leaderboard.md").read_text()
-    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'study.db'}")
-    assert len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]) >= 5
+
+def _session_of(driver: int) -> dict:
+    """The record of the Ray session that the command with process id ``driver`` started."""
+    from ray._common.utils import get_default_ray_temp_dir
+
+    for path in Path(get_default_ray_temp_dir()).glob(f"session_*/{ray_session.RECORD}"):
+        record = json.loads(path.read_text())
+        if record["driver"][0] == driver:
+            return record
+    raise AssertionError(f"no Ray session recorded for process {driver}")
 
 
 def _kill_group(pid: int) -> None:

@@ -131,7 +131,7 @@ def _assert_study_agrees_with_leaderboard(study, run_dir):
 def test_time_limit_ends_running_trials_as_out_of_time_and_the_study_is_told(tmp_path, tiny, write_experiment):
     """A budget of wall time alone: trials keep coming and the leaders keep training until the time is up.
     Ray Tune does not tell its searcher about trials its time budget ends: the search settles them."""
-    tiny["budget"] = {"time_limit_s": 25}
+    tiny["budget"] = {"time_limit_s": 40}  # launch alone takes ~20 s here: room for trials on a slower or busy machine
     lines = []
     frame = search.run(write_experiment(tiny), results_dir=tmp_path / "results", progress=lines.append)
     run_dir = tmp_path / "results" / "tiny"
@@ -146,14 +146,14 @@ def test_time_limit_ends_running_trials_as_out_of_time_and_the_study_is_told(tmp
     # The last fifth of the time (the default cooldown): no trial started, the leader's learning rate annealed.
     window = scheduler["cooldown"]
     starts = window["deadline"] - window["window_s"]
-    assert window["window_s"] == pytest.approx(5) and "Cooldown, the last 5 s" in (run_dir / "leaderboard.md").read_text()
+    assert window["window_s"] == pytest.approx(8) and "Cooldown, the last 8 s" in (run_dir / "leaderboard.md").read_text()
     records = load_records(run_dir)
     assert all(r.started_at < starts + 1 for r in records)  # +1: suggested before the window, begun just after
     # The first trial (the fixed model) trained alone until its lead ended; the others waited for it to train.
     lead = scheduler["lead"]
     first = next(r for r in records if r.trial_id == lead["trial"])
     assert lead["epochs"] >= 1 and "Lead, trial " in (run_dir / "leaderboard.md").read_text()
-    # No other trial trained before the lead ended (on a slow machine none may train at all in 25 s).
+    # No other trial trained before the lead ended (on a slow machine none may train at all in 40 s).
     others = [r for r in records if r is not first and r.history]
     assert all(r.history[0]["first_step_at"] >= lead["ended_at"] - 0.5 for r in others)  # 0.5: the clocks
     scales = [h["lr_scale"] for r in records for h in r.history]

@@ -6,8 +6,9 @@ import keras_tuner as kt
 import optuna
 import pytest
 
-from search.engines.samplers import keras_tuner_class, make_sampler
-from search.experiment.config import KERAS_TUNER_SAMPLERS, SAMPLERS
+from search.engines.samplers import check_options, keras_tuner_class, make_sampler
+from search.errors import ConfigError
+from search.experiment.config import KERAS_TUNER_SAMPLERS, SAMPLERS, SearcherConfig
 from search.experiment.space import parse_space
 
 SPACE = parse_space({
@@ -66,6 +67,25 @@ def test_options_reach_the_sampler():
     default, two = _points(make_sampler("tpe", 0), 3), _points(make_sampler("tpe", 0, {"n_startup_trials": 2}), 3)
     assert default[:2] == two[:2] and default[2] != two[2]
     assert _points(make_sampler("tpe", 0, {"n_startup_trials": 2}), 3) == two  # the seed still decides
+
+
+@pytest.mark.parametrize(("sampler", "options", "field", "rule"), [
+    ("tpe", {"n_startup": 3}, "searcher.options.n_startup", "must be a keyword argument of Optuna's TPESampler"),
+    ("tpe", {"seed": 3}, "searcher.options.seed", "must be a keyword argument"),  # the experiment's seed decides
+    ("tpe", {"n_startup_trials": "3"}, "searcher.options.n_startup_trials", "must be an integer"),
+    ("tpe", {"multivariate": "yes"}, "searcher.options.multivariate", "must be true or false"),
+    # Optuna builds these samplers, and fails only when it first samples past its start-up trials
+    ("tpe", {"n_ei_candidates": 0}, "searcher.options", "were refused by Optuna's TPESampler"),
+    ("qmc", {"qmc_type": "latin"}, "searcher.options", "were refused by Optuna's QMCSampler"),
+])
+def test_sampler_options_that_the_sampler_refuses_are_refused_before_the_search(sampler, options, field, rule):
+    with pytest.raises(ConfigError) as error:
+        check_options(SearcherConfig(sampler=sampler, options=options), SPACE)
+    assert error.value.field == field and rule in error.value.rule
+
+
+def test_sampler_options_the_sampler_takes_pass():
+    check_options(SearcherConfig(options={"n_startup_trials": 3, "multivariate": False, "constant_liar": False}), SPACE)
 
 
 @pytest.mark.parametrize("name", sorted(KERAS_TUNER_SAMPLERS))
