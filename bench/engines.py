@@ -338,7 +338,7 @@ def _test_objective(run_dir: Path) -> dict | None:
     if not path.exists():
         return None
     best = json.loads(path.read_text())["configs"][0]
-    return {"test_objective": best["mean"]["objective"], "config_id": best["config_id"],
+    return {"test_objective": best["mean"]["test_objective"], "config_id": best["config_id"],
             "retrain_epochs": max((r.get("epochs") or 0 for r in best.get("runs", [])), default=None)}
 
 
