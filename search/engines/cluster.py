@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -81,8 +80,7 @@ def start_ray(address: str | None) -> str:
     ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": env} if env else None, **quiet)
     global _session
-    path = ray_session.record_session(ray._private.worker._global_node)
-    _session = json.loads(path.read_text()) if path else None
+    _session = ray_session.record_session(ray._private.worker._global_node)
     left = f"; ended {ended} process(es) an earlier, killed command had left running" if ended else ""
     return f"local Ray on 127.0.0.1 with {os.cpu_count()} CPUs{left}"
 

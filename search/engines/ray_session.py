@@ -34,8 +34,9 @@ def _alive(pid: int, started: int) -> bool:
     return _started(pid) == started
 
 
-def record_session(node) -> Path | None:
-    """Write the record of the local Ray ``node`` (``ray._private.worker._global_node``) this process started."""
+def record_session(node) -> dict | None:
+    """Write (and return) the record of the local Ray ``node`` (``ray._private.worker._global_node``) this process
+    started."""
     if not _PROC.is_dir():
         return None
     processes = [[info.process.pid, _started(info.process.pid)] for infos in node.all_processes.values()
@@ -43,9 +44,8 @@ def record_session(node) -> Path | None:
     raylet = [info.process.pid for info in node.all_processes.get("raylet", [])]
     record = {"driver": [os.getpid(), _started(os.getpid())], "session_dir": node.get_session_dir_path(),
               "raylet": raylet[0] if raylet else None, "processes": [p for p in processes if p[1] is not None]}
-    path = Path(node.get_session_dir_path()) / RECORD
-    path.write_text(json.dumps(record))
-    return path
+    (Path(node.get_session_dir_path()) / RECORD).write_text(json.dumps(record))
+    return record
 
 
 def session_processes(record: dict) -> list[tuple[int, int]]:
