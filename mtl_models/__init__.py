@@ -3,7 +3,8 @@
 Pure Keras 3 and NumPy: this package never imports the search stack, so an exported
 model and everything needed to rebuild it live without Ray or Optuna. Importing it
 registers the custom layers, so ``keras.models.load_model(path, safe_mode=True)``
-loads a saved model with no ``custom_objects``.
+loads a saved model with no ``custom_objects``; ``plain_model`` gives the same network
+with Keras' own layers only, which loads without this package (what ``export`` writes).
 
 The specs, data sets and reference networks import without Keras; the Keras parts
 (``build_model``, the layers, ...) are imported on first use, and the custom layers are
@@ -29,6 +30,7 @@ _KERAS_PARTS = {
     "TaskUncertainty": "mtl_models.layers",
     "WithinDistance": "mtl_models.metrics",
     "MultiTaskModel": "mtl_models.model",
+    "plain_model": "mtl_models.plain",
 }
 _REGISTERING = ("mtl_models.layers", "mtl_models.metrics", "mtl_models.model")  # their classes are serializable
 
@@ -51,6 +53,7 @@ __all__ = [
     "compile_model",
     "data",
     "freeze_for_finetune",
+    "plain_model",
     "reference",
     "reference_data",
     "reference_info",

@@ -1,9 +1,10 @@
 """A model directory: what `export` and `finetune` write and `predict` / `evaluate` read.
 
-Files: ``model.keras`` (loads with ``safe_mode=True``, no ``custom_objects``, once
-``mtl_models`` is imported), ``saved_model/`` (a TensorFlow SavedModel that serves raw
-inputs, normalisation included), ``experiment.yaml`` (the data set and split, so the
-test split can be rebuilt), ``model_card.json`` and ``model_card.md``.
+Files: ``model.keras`` (the network with Keras' own layers only, uncompiled: it loads with
+``safe_mode=True`` in any Python with Keras, ``mtl_models`` not needed), ``saved_model/``
+(a TensorFlow SavedModel that serves raw inputs, normalisation included), ``experiment.yaml``
+(the data set and split, so the test split can be rebuilt), ``model_card.json`` and
+``model_card.md``.
 
 A directory is written to a temporary sibling first and moved into place at the end, so
 an existing directory (replaced only with ``force``) is never left half-written.
@@ -44,6 +45,9 @@ def write_model_dir(out: Path, model, card: Mapping[str, Any], experiment_text: 
     check_out_dir(out, force=force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    from mtl_models import plain_model
+
+    model = plain_model(model)
     try:
         model.save(staging / MODEL_FILE)
         model.export(str(staging / SAVED_MODEL), format="tf_saved_model", verbose=False)
@@ -81,12 +85,20 @@ def read_card(model_dir: Path) -> dict[str, Any]:
 
 
 def load_model(model_dir: Path):
-    """The directory's ``model.keras``, loaded in safe mode."""
+    """The directory's ``model.keras``, loaded in safe mode.
+
+    An exported model is saved uncompiled (see :func:`mtl_models.plain_model`); it is compiled
+    here from its card's spec, so it can be evaluated and fine-tuned. A retrain run's model
+    (no card) comes compiled as it was trained.
+    """
     import keras
 
-    import mtl_models  # noqa: F401  registers the custom layers and metrics
+    import mtl_models  # registers the custom layers and metrics (a retrain run's model, an older export)
 
-    return keras.models.load_model(Path(model_dir) / MODEL_FILE, safe_mode=True)
+    model = keras.models.load_model(Path(model_dir) / MODEL_FILE, safe_mode=True)
+    if (Path(model_dir) / CARD_JSON).is_file():
+        mtl_models.compile_model(model, mtl_models.ModelSpec.from_dict(read_card(model_dir)["spec"]))
+    return model
 
 
 def software_versions() -> dict[str, str]:
@@ -134,7 +146,7 @@ def render_card(card: Mapping[str, Any]) -> str:
     lines += [f"- `{k}` = {fmt(v)}" for k, v in card["params"].items()]
     lines += ["", "The full model spec is under `spec` in model_card.json.", "", "## Use", "",
               "```", "mtl-search predict DIR inputs.npz --out predictions.npz", "mtl-search evaluate DIR", "```", "",
-              "```python", "import keras, mtl_models  # importing mtl_models registers the custom layers",
+              "```python", "import keras  # Keras' own layers only: mtl_models is not needed to load it",
               "model = keras.models.load_model('DIR/model.keras', safe_mode=True)", "",
               "import tensorflow as tf  # or without Keras: the SavedModel, raw inputs by name",
               "served = tf.saved_model.load('DIR/saved_model')",

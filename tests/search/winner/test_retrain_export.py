@@ -108,22 +108,36 @@ def test_export_writes_the_model_savedmodel_and_card(pipeline):
     assert "## Test metrics" in (out / "model_card.md").read_text()
 
 
-def test_keras_file_and_savedmodel_predict_the_same_in_a_fresh_process(pipeline, tmp_path):
-    _, _, out, _ = pipeline
+def test_exported_files_load_without_the_package_and_predict_as_the_trained_model(pipeline, tmp_path):
+    run_dir, _, out, _ = pipeline
     images = np.random.default_rng(0).uniform(0, 1, (20, 16, 16, 3)).astype(np.float32)
     np.save(tmp_path / "x.npy", images)
+    # A process that never imports mtl_models (issue 13, item 8): Keras' own layers only.
     printed = _python(f"""
-        import json, numpy as np, keras, tensorflow as tf
-        import mtl_models
+        import json, sys, numpy as np, keras, tensorflow as tf
         x = np.load({str(tmp_path / 'x.npy')!r})
         a = keras.models.load_model({str(out / 'model.keras')!r}, safe_mode=True).predict({{"image": x}}, verbose=0)
         served = tf.saved_model.load({str(out / 'saved_model')!r})  # keep a reference: it owns the variables
         b = served.serve({{"image": tf.constant(x)}})
-        print(json.dumps({{k: float(np.abs(a[k] - b[k].numpy()).max()) for k in a}}))
+        np.savez({str(tmp_path / 'a.npz')!r}, **a)
+        print(json.dumps({{"imported": sorted(m for m in sys.modules if m.split(".")[0] in ("mtl_models", "search")),
+                           "savedmodel": {{k: float(np.abs(a[k] - b[k].numpy()).max()) for k in a}}}}))
     """)
-    differences = json.loads(printed.strip().splitlines()[-1])
-    assert set(differences) == {"shape", "colour", "midpoint"}
-    assert max(differences.values()) <= 1e-5
+    seen = json.loads(printed.strip().splitlines()[-1])
+    assert seen["imported"] == []
+    assert set(seen["savedmodel"]) == {"shape", "colour", "midpoint"}
+    assert max(seen["savedmodel"].values()) <= 1e-5
+    # The same predictions as the retrain run's own model, the one that was trained and judged.
+    card = json.loads((out / "model_card.json").read_text())
+    import keras
+
+    trained = keras.models.load_model(run_dir / "retrain" / card["exported_model"]["run"] / "model.keras",
+                                      safe_mode=True)
+    assert type(trained).__name__ == "MultiTaskModel"
+    expected = trained.predict({"image": images}, verbose=0)
+    with np.load(tmp_path / "a.npz") as got:
+        for name in expected:
+            np.testing.assert_allclose(got[name], expected[name], atol=1e-6)
 
 
 def test_predict_writes_per_task_predictions(pipeline, tmp_path, capsys):
