@@ -18,7 +18,7 @@ from search.experiment.metrics import OBJECTIVE
 from search.experiment.prepared import Prepared, prepare
 from search.rundir.directory import (RUN_FILE, check_study_storage, check_writable, choose_run_dir, create_run_dir,
                                      read_run_info, record_session)
-from search.rundir.leaderboard import leaderboard_spec, write_leaderboard
+from search.rundir.leaderboard import build_leaderboard, leaderboard_spec, write_leaderboard
 from search.rundir.records import FINISHED, TRIALS_DIR, UNFINISHED, load_records
 
 __all__ = ["run", "resume", "results", "resume_command"]
@@ -97,6 +97,7 @@ def resume(run_dir: str | Path, *, address: str | None = None,
     info = read_run_info(run_dir)
     experiment = load_experiment(run_dir / info.experiment_file)
     prepared = prepare(experiment)
+    check_writable(run_dir, field="run_dir")  # a search stopped on a full disk resumes once there is room
     address = address or info.address or os.environ.get("RAY_ADDRESS") or None
     description = _start(experiment, address)
     try:
@@ -143,25 +144,42 @@ def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage:
     unfinished = any(r.status in UNFINISHED for r in records)
     budget = prepared.experiment.budget
     interrupted = unfinished or (budget.time_limit_s is None and finished < budget.trials)
-    if prepared.experiment.engine == "ray-tune":
-        from search.engines import ray_tune
+    try:
+        frame, wall_s = _settle(prepared, run_dir, study_storage, records, ended=not interrupted, command=command,
+                                started=started)
+        recorded = f" (recorded in {run_dir / RUN_FILE})"
+    except Exception as exc:
+        from search.engines.disk import disk_full
 
-        ray_tune.settle_study(prepared, study_storage, records, ended=not interrupted)
-    frame = write_leaderboard(run_dir, records, leaderboard_spec(prepared))
+        if not disk_full(exc):
+            raise
+        # The disk filled as the search stopped (disk.py): the study and the tables are settled on resume.
+        interrupted, wall_s, recorded = True, time.time() - started, " (its disk is full: nothing more recorded)"
+        frame = build_leaderboard(records, leaderboard_spec(prepared))
     if interrupted:
         of = f" of {budget.trials}" if budget.trials else ""
         progress(f"Search stopped with {finished}{of} trials finished. Resume it with:\n"
                  f"  {resume_command(run_dir)}")
-    best = frame[OBJECTIVE].max() if OBJECTIVE in frame.columns and frame[OBJECTIVE].notna().any() else None
-    session = record_session(run_dir, command=command, started=started,
-                             statuses=Counter(r.status for r in records),
-                             best_objective=None if best is None else float(best))
-    minutes, seconds = divmod(round(session["wall_s"]), 60)
-    progress(f"Search {'stopped' if interrupted else 'ended'} after {minutes} min {seconds} s "
-             f"(recorded in {run_dir / RUN_FILE}).")
+    minutes, seconds = divmod(round(wall_s), 60)
+    progress(f"Search {'stopped' if interrupted else 'ended'} after {minutes} min {seconds} s{recorded}.")
     frame.attrs["run_dir"] = str(run_dir)
     frame.attrs["interrupted"] = interrupted
     return frame
+
+
+def _settle(prepared: Prepared, run_dir: Path, study_storage: str, records: list, *, ended: bool, command: str,
+            started: float) -> tuple[pd.DataFrame, float]:
+    """Tell the study how its trials ended, write the leaderboard and the session's record; the leaderboard and
+    the session's wall time."""
+    if prepared.experiment.engine == "ray-tune":
+        from search.engines import ray_tune
+
+        ray_tune.settle_study(prepared, study_storage, records, ended=ended)
+    frame = write_leaderboard(run_dir, records, leaderboard_spec(prepared))
+    best = frame[OBJECTIVE].max() if OBJECTIVE in frame.columns and frame[OBJECTIVE].notna().any() else None
+    session = record_session(run_dir, command=command, started=started, statuses=Counter(r.status for r in records),
+                             best_objective=None if best is None else float(best))
+    return frame, session["wall_s"]
 
 
 def _start(experiment: Experiment, address: str | None) -> str:

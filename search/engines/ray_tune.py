@@ -16,9 +16,10 @@ never reports to its searcher, are told when the search ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import optuna
 from ray import tune
@@ -28,6 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 from search.engines import recorder
 from search.engines.attached import attach, attached
 from search.engines.cooldown import Cooldown
+from search.engines.disk import DiskGuard
 from search.engines.lead import LEAD_FILE, Lead
 from search.engines.rungs import Rungs
 from search.engines.samplers import make_sampler
@@ -58,7 +60,9 @@ class _Search(OptunaSearch):
         cooldown, lead = attached(self.run_key, "cooldown"), attached(self.run_key, "lead")
         if cooldown and cooldown.active():
             return None
-        params = super().suggest(trial_id)
+        params = None
+        with self._study_writes():
+            params = super().suggest(trial_id)
         if params is not None and lead:
             lead.began(trial_id)
         if trial_id in self._ot_trials:
@@ -67,14 +71,26 @@ class _Search(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if _is_epoch(result):
-            super().on_trial_result(trial_id, result)
+            with self._study_writes():
+                super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if result and result.get(FAILURE_KEY):  # a trial that failed reports it as its last result
             result, error = None, True
         elif result and not _is_epoch(result):  # ended without an epoch: nothing new to tell
             result = None
-        super().on_trial_complete(trial_id, result, error)
+        with self._study_writes():  # left undone on a full disk: settle_study tells the study at the end
+            super().on_trial_complete(trial_id, result, error)
+
+    @contextlib.contextmanager
+    def _study_writes(self) -> Iterator[None]:
+        """A study on a full disk stops the search (disk.py) rather than failing it."""
+        try:
+            yield
+        except optuna.exceptions.StorageInternalError as exc:
+            disk = attached(self.run_key, "disk")
+            if disk is None or not disk.study_failed(exc):
+                raise
 
 
 def _is_epoch(result: dict) -> bool:
@@ -136,7 +152,8 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
         progress: Callable[[str], None] = print) -> tune.ResultGrid:
     """Run the search to its budget (or until interrupted). Results land in ``run_dir``."""
     experiment = prepared.experiment
-    with recorder.attach(prepared, run_dir, progress) as record, _budgeting(prepared, run_dir, fresh=True) as parts:
+    with recorder.attach(prepared, run_dir, progress) as record, \
+            _budgeting(prepared, run_dir, fresh=True, disk=record.disk) as parts:
         tuner = tune.Tuner(
             _trainable(prepared, run_dir, parts["cooldown"]),
             tune_config=tune.TuneConfig(
@@ -162,9 +179,10 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
         return tuner.fit()
 
 
-def _budgeting(prepared: Prepared, run_dir: Path, *, fresh: bool):
-    """The cooldown and lead of a fit or restore starting now, attached for its searcher and scheduler. A lead
-    needs a fresh single-objective search with more than one slot and a first point to lead with."""
+def _budgeting(prepared: Prepared, run_dir: Path, *, fresh: bool, disk: DiskGuard):
+    """The cooldown and lead of a fit or restore starting now, attached for its searcher and scheduler with the
+    run's disk guard. A lead needs a fresh single-objective search with more than one slot and a first point to
+    lead with."""
     experiment = prepared.experiment
     budget, leads = experiment.budget, fresh and experiment.concurrency > 1 and not prepared.objective.multi
     (run_dir / LEAD_FILE).unlink(missing_ok=True)  # a resumed search's workers must not wait on an old lead
@@ -172,7 +190,8 @@ def _budgeting(prepared: Prepared, run_dir: Path, *, fresh: bool):
     window = round(scheduler.grace_period * scheduler.reduction_factor)
     lead = Lead.starting_now(budget.time_limit_s, budget.lead, window, run_dir / LEAD_FILE) if (
         leads and _first_points(prepared)) else None
-    return attach(_key(run_dir), cooldown=Cooldown.starting_now(budget.time_limit_s, budget.cooldown), lead=lead)
+    return attach(_key(run_dir), cooldown=Cooldown.starting_now(budget.time_limit_s, budget.cooldown), lead=lead,
+                  disk=disk)
 
 
 def _key(run_dir: Path) -> str:
@@ -280,7 +299,9 @@ class RungScheduler(FIFOScheduler):
             state["lead"] = self.led
         if getattr(self, "cooling", None):
             state["cooldown"] = self.cooling
-        atomic_write(self.path, json.dumps(state, indent=1) + "\n")
+        disk = attached(getattr(self, "run_key", None), "disk")
+        with disk.writing() if disk else contextlib.nullcontext():
+            atomic_write(self.path, json.dumps(state, indent=1) + "\n")
 
 
 def _scheduler(prepared: Prepared, run_dir: Path) -> FIFOScheduler:
@@ -299,7 +320,8 @@ def restore(prepared: Prepared, run_dir: Path, *, storage_path: Path,
     """Continue an interrupted search: finished trials are kept, unfinished ones resume from checkpoints."""
     path = str((storage_path / TUNE_DIR).resolve())
     # The restored run's recorder is a handle that resolves to the one attached here (see recorder.py).
-    with recorder.attach(prepared, run_dir, progress), _budgeting(prepared, run_dir, fresh=False) as parts:
+    with recorder.attach(prepared, run_dir, progress) as record, \
+            _budgeting(prepared, run_dir, fresh=False, disk=record.disk) as parts:
         try:
             tuner = tune.Tuner.restore(path, trainable=_trainable(prepared, run_dir, parts["cooldown"]),
                                        resume_unfinished=True, resume_errored=False)

@@ -3,7 +3,8 @@
 A Ray Tune callback. Every trial event rewrites that trial's record under
 ``<run dir>/trials/``; every finished trial rewrites ``leaderboard.csv`` and
 ``leaderboard.md`` and prints the progress line, so the tables are current while the
-search runs and survive a killed driver.
+search runs and survive a killed driver. Between steps it has the run's disk looked at
+(:class:`~search.engines.disk.DiskGuard`), so a filling disk stops the search in time.
 
 Ray Tune pickles its callbacks with the experiment and unpickles them on ``Tuner.restore``, which
 takes no new ones (ray-project/ray#41364: no public way to replace a restored run's callbacks). A
@@ -22,11 +23,12 @@ from typing import Any, Callable, Iterator
 
 from ray.tune import Callback
 
+from search.engines.disk import DiskGuard
 from search.engines.trainable import LR_SCALE
 from search.engines.worker import FAILURE_KEY, MAX_RETRIES, VAL_OBJECTIVE
 from search.experiment.metrics import OBJECTIVE, metric_key
 from search.experiment.prepared import Prepared
-from search.rundir.leaderboard import leaderboard_spec, write_leaderboard
+from search.rundir.leaderboard import build_leaderboard, leaderboard_spec, write_leaderboard
 from search.rundir.records import FINISHED, TrialRecord, best_values, load_records, trial_path
 
 __all__ = ["Recorder", "attach", "failure_reason"]
@@ -56,9 +58,11 @@ def attach(prepared: Prepared, run_dir: Path, progress: Callable[[str], None]) -
     """A fresh recorder for a ``fit`` or a ``restore`` in this process, which restored handles resolve to."""
     recorder = Recorder(prepared, run_dir, progress)
     _ATTACHED[recorder.key] = recorder
+    recorder.disk.hold()
     try:
         yield recorder
     finally:
+        recorder.disk.release()
         _ATTACHED.pop(recorder.key, None)
 
 
@@ -86,6 +90,7 @@ class Recorder(Callback):
                              *self.task_keys, *(metric_key(t.name, t.score_metric, "train") for t in prepared.tasks),
                              *self.objective_keys}
         self.progress = progress
+        self.disk = DiskGuard(self.run_dir, progress)
         self.started = time.time()
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in load_records(self.run_dir)}
 
@@ -93,6 +98,9 @@ class Recorder(Callback):
         return _attached, (self.key,)
 
     # Ray Tune hooks -----------------------------------------------------------------------
+    def on_step_begin(self, iteration, trials, **info):
+        self.disk.check()
+
     def on_trial_start(self, iteration, trials, trial, **info):
         old = self.records.get(trial.trial_id)
         self._update(trial, status="running", started_at=old.started_at if old and old.started_at else time.time())
@@ -101,6 +109,7 @@ class Recorder(Callback):
         if result.get(FAILURE_KEY):  # the trial's last result: it failed, its worker goes on
             self._update(trial, status="failed", failure=result[FAILURE_KEY])
             self._finished(trials)
+            self.disk.trial_failed(result[FAILURE_KEY])
             return
         if "epoch" not in result:  # a trial that had finished before a restore ends with an empty result
             return
@@ -126,12 +135,15 @@ class Recorder(Callback):
         record = self.records.get(trial.trial_id)
         retries = (record.retries if record else 0) + 1
         self._update(trial, retries=retries)
+        reason = failure_reason(trial)
         self.progress(f"[{time.strftime('%H:%M:%S')}] trial {trial.trial_id} lost its worker "
-                      f"({failure_reason(trial)}); retry {retries} of {MAX_RETRIES} from its last checkpoint")
+                      f"({reason}); retry {retries} of {MAX_RETRIES} from its last checkpoint")
+        self.disk.trial_failed(reason)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._update(trial, status="failed", failure=failure_reason(trial))
+        record = self._update(trial, status="failed", failure=failure_reason(trial))
         self._finished(trials)
+        self.disk.trial_failed(record.failure)
 
     def on_experiment_end(self, trials, **info):
         # Trials ended by the time budget or an interruption get no completion event: settle them here.
@@ -156,7 +168,9 @@ class Recorder(Callback):
         return self.max_epochs is not None and epochs >= self.max_epochs
 
     def write(self):
-        return write_leaderboard(self.run_dir, list(self.records.values()), self.spec)
+        with self.disk.writing():
+            return write_leaderboard(self.run_dir, list(self.records.values()), self.spec)
+        return build_leaderboard(list(self.records.values()), self.spec)  # the disk is full: not written
 
     def _update(self, trial, **changes: Any) -> TrialRecord:
         old = self.records.get(trial.trial_id)
@@ -170,7 +184,8 @@ class Recorder(Callback):
             merged["wall_s"] = round(time.time() - merged["started_at"], 2)
         record = TrialRecord(**merged)
         self.records[trial.trial_id] = record
-        record.write(trial_path(self.run_dir, trial.trial_id))
+        with self.disk.writing():
+            record.write(trial_path(self.run_dir, trial.trial_id))
         return record
 
     def _finished(self, trials) -> None:

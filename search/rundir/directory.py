@@ -18,7 +18,7 @@ from search.rundir.records import TRIALS_DIR, atomic_write
 
 __all__ = ["FORMAT", "MIN_FREE_BYTES", "MODEL_FILE", "RETRAIN_DIR", "RUN_FILE", "RunInfo", "check_study_storage",
            "check_writable", "choose_run_dir", "create_run_dir", "default_study_storage", "migrate_command",
-           "needs_migration", "read_run_info", "record_session", "stored_format"]
+           "min_free_bytes", "needs_migration", "read_run_info", "record_session", "stored_format"]
 
 # The vocabulary a run directory's files are written in. 2: every metric key names its split
 # (val_shape_accuracy, test_shape_accuracy); 1 (no "format" in run.json): keys without a split.
@@ -67,7 +67,7 @@ def _candidates(results_root: Path, name: str):
 def check_writable(path: Path, *, field: str = "results_dir", min_free: int | None = None) -> None:
     """Raise ConfigError unless ``path`` can be created and written, with room to spare."""
     if min_free is None:
-        min_free = _min_free()
+        min_free = min_free_bytes()
     existing = path
     while not existing.exists():
         if existing.parent == existing:
@@ -90,7 +90,8 @@ def check_writable(path: Path, *, field: str = "results_dir", min_free: int | No
                           f"{free // 2**20} MiB", str(path))
 
 
-def _min_free() -> int:
+def min_free_bytes() -> int:
+    """The free space a run needs to start: MIN_FREE_BYTES, or MTL_SEARCH_MIN_FREE_MB."""
     value = os.environ.get("MTL_SEARCH_MIN_FREE_MB")
     if value is None:
         return MIN_FREE_BYTES
