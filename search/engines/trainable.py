@@ -25,9 +25,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ray import tune
 
+from search.engines.checkpoint import STATE_FILE, load_training, save_training
 from search.engines.cooldown import Cooldown
 from search.engines.lead import LEAD_FILE, waits
 from search.engines.worker import (FAIL_ENV, FAILURE_KEY, FAILURES_DIR, TEST_ENV_PREFIX, VAL_OBJECTIVE, TrialFailure,
@@ -44,11 +44,6 @@ LR_SCALE = "lr_scale"  # reported each epoch: what the cooldown multiplied the t
 # Tests make a worker fail to take on a trial: set to JSON {"when": {name: value, ...}}, a worker given a trial
 # whose sampled parameters take all those values fails to reset for it. Unset in normal use.
 RESET_FAIL_ENV = TEST_ENV_PREFIX + "FAIL_RESET"
-
-_WEIGHTS_FILE = "weights.npz"  # a checkpoint: the model's weights, in the order its config builds them
-_OPTIMIZER_FILE = "optimizer.npz"  # and the optimizer's state, so training goes on as if never stopped
-_STATE_FILE = "state.json"  # beside them: the epoch reached and the best objective so far
-_AVERAGE_FILE = "average.npz"  # beside it too: the weights' moving average (the model holds the raw weights)
 
 
 class ReuseFailure(RuntimeError):
@@ -164,15 +159,8 @@ class TrialTrainable(tune.Trainable):
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         if self.model is None:
             return
-        # The variables as arrays, not model.save: a sixth of its time, paid every epoch (0.025 s against 0.15 s
-        # on shapes' fixed model); the trial's config rebuilds the same model to load them into.
-        _save_arrays(Path(checkpoint_dir, _WEIGHTS_FILE), self.model.weights)
-        _save_arrays(Path(checkpoint_dir, _OPTIMIZER_FILE), self.model.optimizer.variables)
-        state = {"epoch": self.epoch, BEST_OBJECTIVE: self.scorer.best, "best_epoch": self.scorer.best_epoch}
-        if self.averaging and self.averaging.average is not None:
-            np.savez(os.path.join(checkpoint_dir, _AVERAGE_FILE), *self.averaging.averaged_weights())
-            state["average_steps"] = float(self.averaging.steps.numpy())
-        Path(checkpoint_dir, _STATE_FILE).write_text(json.dumps(state))
+        save_training(Path(checkpoint_dir), self.model, self.averaging,
+                      {"epoch": self.epoch, BEST_OBJECTIVE: self.scorer.best, "best_epoch": self.scorer.best_epoch})
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         if self.model is None:  # an invalid model has no checkpoint to go on from
@@ -182,20 +170,11 @@ class TrialTrainable(tune.Trainable):
             import keras
 
             self.model = keras.models.load_model(whole_model, safe_mode=True)
+            state = json.loads(Path(checkpoint_dir, STATE_FILE).read_text())
         else:
-            optimizer = self.model.optimizer
-            if not optimizer.built:  # as fit would build it, so its variables come in the order they were saved
-                optimizer.build(self.model.trainable_variables)
-            _load_arrays(Path(checkpoint_dir, _WEIGHTS_FILE), self.model.weights)
-            _load_arrays(Path(checkpoint_dir, _OPTIMIZER_FILE), optimizer.variables)
-        state = json.loads(Path(checkpoint_dir, _STATE_FILE).read_text())
+            state = load_training(Path(checkpoint_dir), self.model, self.averaging)
         self.epoch = state["epoch"]
         self.scorer.best, self.scorer.best_epoch = state[BEST_OBJECTIVE], state.get("best_epoch", 0)
-        average = Path(checkpoint_dir, _AVERAGE_FILE)
-        if self.averaging and average.is_file():  # else (a checkpoint from before averaging) it starts afresh
-            with np.load(average) as saved:
-                self.averaging.restore([saved[f"arr_{i}"] for i in range(len(saved.files))],
-                                       state.get("average_steps", 0.0))
 
     def cleanup(self) -> None:
         import keras
@@ -219,19 +198,6 @@ def trial_threads(prepared: Prepared) -> int:
     node_id = ray.get_runtime_context().get_node_id()
     node_cpus = next((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["NodeID"] == node_id), os.cpu_count())
     return max(1, min(wanted, int(node_cpus or 1)))
-
-
-def _save_arrays(path: Path, variables: list) -> None:
-    np.savez(path, *(variable.numpy() for variable in variables))
-
-
-def _load_arrays(path: Path, variables: list) -> None:
-    with np.load(path) as saved:
-        if len(saved.files) != len(variables):
-            raise ValueError(f"{path} holds {len(saved.files)} arrays; the trial's model has {len(variables)} "
-                             "variables (was it saved by another version?)")
-        for i, variable in enumerate(variables):
-            variable.assign(saved[f"arr_{i}"])
 
 
 def _matches(params: dict[str, Any], env: str) -> dict | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from search.experiment.objective import Objective, task_term
 from search.experiment.prepared import Prepared
 from search.rundir.directory import MODEL_FILE
 from search.winner.evaluation import split_metrics
+from search.winner.resumable import EpochBackup
 from search.winner.runs import Job, RunResult
 
 __all__ = ["job_objective", "run_job", "single_task_spec"]
@@ -53,14 +55,15 @@ def job_objective(prepared: Prepared, job: Job) -> Objective:
 def run_job(config: dict[str, Any], *, prepared: Prepared, root: str, epochs: int, patience: int) -> None:
     """The Ray Tune trainable of a retraining run (``config["job"]`` is a :meth:`Job.to_dict`).
 
-    A run whose node is lost is retried from its start; one that raised is not (its reason is
-    kept under ``root/failures``, see :func:`search.engines.worker.fails_for_good`).
+    A run whose worker or node is lost is retried from its last epoch (resumable.py); one that raised is not
+    (its reason is kept under ``root/failures``, see :func:`search.engines.worker.fails_for_good`).
     """
     with fails_for_good(str(Path(root) / FAILURES_DIR)):
         _run_job(Job(**config["job"]), prepared, Path(root), epochs, patience)
 
 
 def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: int) -> None:
+    import ray
     from ray import tune
 
     directory = root / job.name
@@ -77,23 +80,34 @@ def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: in
     model = build_model(spec)
     train, val = _only(prepared.splits.train, tasks), _only(prepared.splits.val, tasks)
     started = time.time()
+    where = {"node": ray.get_runtime_context().get_node_id(), "worker": os.getpid()}  # kept with each epoch's row
+
+    def report(row: dict[str, Any]) -> None:
+        row.update(where)
+        tune.report({k: v for k, v in row.items() if _finite(v)})
+
     # A non-finite objective must never win the checkpoint: it is logged as -inf.
-    scorer = EpochScorer(objective, non_finite=-math.inf,
-                         on_row=lambda row: tune.report({k: v for k, v in row.items() if _finite(v)}))
+    scorer = EpochScorer(objective, non_finite=-math.inf, on_row=report)
     monitor = dict(monitor=VAL_OBJECTIVE, mode="max")
     momentum = prepared.experiment.weight_average
     # The moving average of the weights is what each epoch validates and the checkpoint keeps (averaging.py).
-    averaging = [WeightAverage(momentum)] if momentum else []
+    averaging = WeightAverage(momentum) if momentum else None
+    checkpoint = keras.callbacks.ModelCheckpoint(str(directory / MODEL_FILE), save_best_only=True, **monitor)
+    stopping = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True, **monitor)
+    plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 3), min_lr=1e-6, **monitor)
+    backup = EpochBackup(directory, averaging=averaging, scorer=scorer, checkpoint=checkpoint, stopping=stopping,
+                         plateau=plateau)
+    trained = backup.restore(model)  # a retry after a lost worker goes on from its last epoch
+    started = min(started, scorer.first_step_at or started)  # the wall time counts the epochs trained before
     model.fit(
-        train[0], train[1], batch_size=batch_size, epochs=epochs, validation_data=val, verbose=0,
+        train[0], train[1], batch_size=batch_size, initial_epoch=trained, epochs=epochs, validation_data=val,
+        verbose=0,
         callbacks=[
-            *averaging,  # first: the callbacks after it see the averaged weights at each epoch's end
+            *([averaging] if averaging else []),  # first: the callbacks after it see the averaged weights
             scorer,  # before the callbacks below: it adds val_objective to the logs they read
-            keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.ModelCheckpoint(str(directory / MODEL_FILE), save_best_only=True, **monitor),
-            keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True, **monitor),
-            keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 3), min_lr=1e-6, **monitor),
+            keras.callbacks.TerminateOnNaN(), checkpoint, stopping, plateau,
             keras.callbacks.TensorBoard(str(directory / "tensorboard"), write_graph=False),
+            backup,  # last: it saves what the others decided at each epoch's end
         ],
     )
     ran = dict(job=job, epochs=len(scorer.rows), history=tuple(scorer.rows), wall_s=round(time.time() - started, 2))
@@ -101,12 +115,14 @@ def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: in
         failure = scorer.failure or "no epoch finished with a finite objective"
         result = RunResult(status="failed", failure=failure, **ran)
         result.write(directory)
+        backup.clear()  # a repeated retrain starts it afresh, not from the epoch that failed
         raise TrialFailure(result.failure)
     best = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
     RunResult(status="completed", best_epoch=scorer.best_epoch,
               val_metrics=split_metrics(best, prepared.splits.val, tasks, objective, split="val"),
               test_metrics=split_metrics(best, prepared.splits.test, tasks, objective, split="test"), **ran
               ).write(directory)
+    backup.clear()
 
 
 def _only(data, tasks):

@@ -209,7 +209,7 @@ class _Progress(Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         job = Job(**trial.config["job"])
         self.say(f"[{time.strftime('%H:%M:%S')}] {job.name} lost its worker ({failure_reason(trial)}); "
-                 "retrying it from the start")
+                 "retrying it from its last epoch")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._line(trial, f"failed: {failure_reason(trial)}")
