@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,16 @@ from search.experiment.prepared import Prepared
 from search.rundir.directory import MODEL_FILE
 from search.rundir.records import FINISHED, recorded_status
 
-__all__ = ["BEST_OBJECTIVE", "LR_SCALE", "RESET_FAIL_ENV", "ReuseFailure", "TrialTrainable"]
+__all__ = ["BEST_OBJECTIVE", "EPOCH_SLEEP_ENV", "LR_SCALE", "RESET_FAIL_ENV", "ReuseFailure", "TrialTrainable"]
 
 BEST_OBJECTIVE = "best_objective"  # reported each epoch: the best objective so far, what the searcher is told
 LR_SCALE = "lr_scale"  # reported each epoch: what the cooldown multiplied the trial's learning rate by
 # Tests make a worker fail to take on a trial: set to JSON {"when": {name: value, ...}}, a worker given a trial
 # whose sampled parameters take all those values fails to reset for it. Unset in normal use.
 RESET_FAIL_ENV = TEST_ENV_PREFIX + "FAIL_RESET"
+# Tests slow every trial down: seconds to wait after each epoch, so that the fault tests are shown to hold
+# however long an epoch takes. Unset in normal use.
+EPOCH_SLEEP_ENV = TEST_ENV_PREFIX + "EPOCH_SLEEP"
 
 
 class ReuseFailure(RuntimeError):
@@ -136,6 +140,7 @@ class TrialTrainable(tune.Trainable):
             raise TrialFailure(self.scorer.failure)
         self.epoch += 1
         row = self.scorer.rows[-1]
+        time.sleep(float(os.environ.get(EPOCH_SLEEP_ENV) or 0))
         if self.fail_at is not None and row["epoch"] >= self.fail_at:
             raise TrialFailure(f"deliberate failure at epoch {row['epoch']} ({FAIL_ENV} is set)")
         metrics = {**row, LR_SCALE: lr_scale, "node": self.node, "worker": os.getpid()}

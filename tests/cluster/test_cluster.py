@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
+from search.engines.trainable import EPOCH_SLEEP_ENV
 from tests.search.conftest import TINY
 
 
@@ -52,7 +54,12 @@ def test_a_search_runs_trials_on_the_head_and_the_worker(loopback_cluster, tmp_p
     assert used == {nodes["head"], nodes["worker0"]}
 
 
-def test_killing_a_worker_mid_search_retries_its_trial_from_the_last_checkpoint(loopback_cluster, tmp_path):
+# With trials as fast as they go and slowed by a wait after every epoch: decided on the recorded nodes, it must
+# hold on both.
+@pytest.mark.parametrize("epoch_sleep", ["0", "2"], ids=["fast", "slowed"])
+def test_killing_a_worker_mid_search_retries_its_trial_from_the_last_checkpoint(loopback_cluster, tmp_path,
+                                                                                 epoch_sleep):
+    loopback_cluster.env[EPOCH_SLEEP_ENV] = epoch_sleep  # the nodes' workers inherit it
     loopback_cluster.start("head", "head", cpus=1)
     loopback_cluster.start("worker", "cpu-worker", cpus=1)
     nodes = loopback_cluster.node_ids(expected=2)

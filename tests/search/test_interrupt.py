@@ -1,4 +1,8 @@
-"""Ctrl-C stops a search cleanly and prints the command that resumes it; resume finishes the budget."""
+"""Ctrl-C stops a search cleanly and prints the command that resumes it; resume finishes the budget.
+
+Each fault is run with trials as fast as they go and with trials slowed by a wait after every epoch
+(``MTL_SEARCH_TEST_EPOCH_SLEEP``): the tests decide on what the search records, so both must hold.
+"""
 
 import json
 import os
@@ -9,9 +13,11 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
 from search.engines import ray_session
+from search.engines.trainable import EPOCH_SLEEP_ENV
 from search.rundir.records import FINISHED, load_records
 
 
@@ -19,7 +25,11 @@ def _finished(run_dir):
     return {r.trial_id: r for r in load_records(run_dir) if r.status in FINISHED}
 
 
-def test_ctrl_c_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_path, tiny):
+PACES = pytest.mark.parametrize("epoch_sleep", ["0", "2"], ids=["fast", "slowed"])
+
+
+@PACES
+def test_ctrl_c_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_path, tiny, epoch_sleep):
     tiny["name"] = "interrupted"
     tiny["budget"] = {"trials": 5, "max_epochs": 6}
     tiny["scheduler"] = {"grace_period": 6}  # nobody stops early: trials stay busy long enough to interrupt
@@ -27,7 +37,7 @@ def test_ctrl_c_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_p
     experiment.write_text(yaml.safe_dump(tiny))
     results = tmp_path / "results"
     run_dir = results / "interrupted"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", EPOCH_SLEEP_ENV: epoch_sleep}
     command = [sys.executable, "-m", "search.cli", "run", str(experiment), "--results-dir", str(results)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.time() + 240
@@ -54,7 +64,8 @@ def test_ctrl_c_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_p
     assert len(finished_states) == 5
 
 
-def test_driver_killed_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_path, tiny):
+@PACES
+def test_driver_killed_then_resume_keeps_finished_trials_and_completes_the_budget(tmp_path, tiny, epoch_sleep):
     """SIGKILL gives the driver no chance to clean up: the run directory and Tune's snapshot must suffice, and the
     next command ends the Ray processes the killed one left running."""
     tiny["name"] = "killed"
@@ -64,7 +75,7 @@ def test_driver_killed_then_resume_keeps_finished_trials_and_completes_the_budge
     experiment.write_text(yaml.safe_dump(tiny))
     results = tmp_path / "results"
     run_dir = results / "killed"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", EPOCH_SLEEP_ENV: epoch_sleep}
     command = [sys.executable, "-m", "search.cli", "run", str(experiment), "--results-dir", str(results)]
     # Its own process group, so that anything left can be cleaned up at the end even if the test fails.
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
