@@ -73,6 +73,7 @@ def _check_name(field_name: str, value: object) -> None:
 
 
 MAX_WIDTH = 16_384  # units or filters of one layer: 8x ResNet-50's widest; wider fails on memory, not on a rule
+MAX_CLASSES = 1_000_000  # classes (or labels) of one task: 46x ImageNet-21k's; more fails on memory, not on a rule
 
 
 def _check_int(field_name: str, value: object, low: int, high: int | None = None) -> None:
@@ -183,7 +184,7 @@ class TaskSpec:
                             "trunk's layers)", self.name)
         where = f"tasks[{self.name}]"
         _check_choice(f"{where}.kind", self.kind, TASK_KINDS)
-        _check_int(f"{where}.num_classes", self.num_classes, 1)
+        _check_int(f"{where}.num_classes", self.num_classes, 1, MAX_CLASSES)
         _check_int(f"{where}.output_dim", self.output_dim, 1)
         if self.kind == "classification" and self.num_classes < 2:
             raise SpecError(f"{where}.num_classes", "must be >= 2 for a classification task", self.num_classes)

@@ -34,6 +34,7 @@ LEAD, MAX_LEAD = 0.5, 0.8  # budget.lead with a time limit: the first trial alon
 WEIGHT_AVERAGE = 0.99  # Keras' default EMA momentum; search/engines/averaging.py measured it on both built-in tasks
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # matched whole: `$` would pass a final newline
 MAX_NAME = 100  # a folder name, with room for the -2, -3 of a second run
+MAX_BATCH = 2**20  # samples per training step; Keras takes a batch above the data's size as one batch of it all
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
         resources=_resources(top.get("resources")),
         concurrency=top.number("concurrency", 2, low=1, integer=True),
         seed=top.number("seed", 0, low=0, high=2**32 - 1, integer=True),  # NumPy's and Ray's seeds are 32-bit
-        batch_size=top.number("batch_size", 32, low=1, integer=True),
+        batch_size=top.number("batch_size", 32, low=1, high=MAX_BATCH, integer=True),
         weight_average=top.number("weight_average", WEIGHT_AVERAGE, low=0, high=0.9999),
         searcher=_searcher(top.get("searcher"), space, engine),
         scheduler=_scheduler(top.get("scheduler")),
