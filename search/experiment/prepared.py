@@ -109,6 +109,12 @@ def _check_model_section(model: Mapping[str, Any], tasks: tuple[TaskSpec, ...]) 
     for name, head in heads.items():
         if name not in names:
             raise ConfigError(f"model.heads.{name}", f"must name a task of the data set {names}", head)
+        if head is not None and not isinstance(head, dict):
+            raise ConfigError(f"model.heads.{name}", "must map head settings (units, dropout, ...) to values", head)
+        task = (head or {}).get("task")
+        if task is not None and not isinstance(task, dict):
+            raise ConfigError(f"model.heads.{name}.task", "must map task settings (loss, metrics, ...) to values",
+                              task)
 
 
 def _check_key(param: Param, tasks: tuple[TaskSpec, ...]) -> None:
