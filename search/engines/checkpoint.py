@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search.engines.averaging import WeightAverage
+if TYPE_CHECKING:  # averaging imports TensorFlow, which the search's driver never does
+    from search.engines.averaging import WeightAverage
 
 __all__ = ["STATE_FILE", "load_training", "save_training"]
 

@@ -33,8 +33,7 @@ COOLDOWN, MAX_COOLDOWN = 0.2, 0.5  # budget.cooldown with a time limit (WSD sche
 LEAD, MAX_LEAD = 0.5, 0.8  # budget.lead with a time limit: the first trial alone for at most half of it
 WEIGHT_AVERAGE = 0.99  # Keras' default EMA momentum; search/engines/averaging.py measured it on both built-in tasks
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # matched whole: `$` would pass a final newline
-MAX_NAME = 100  # a folder name, with room for the -2, -3 of a second run
-MAX_BATCH = 2**20  # samples per training step; Keras takes a batch above the data's size as one batch of it all
+MAX_NAME, MAX_BATCH = 100, 2**20  # a folder name (with room for a second run's -2); samples per training step
 
 
 @dataclass(frozen=True)
