@@ -53,8 +53,8 @@ def _fill(path, leave_bytes: int) -> None:
 def test_a_full_disk_stops_the_search_cleanly_and_resume_finishes_it_once_space_is_freed(small_disk, tiny,
                                                                                           leave_bytes):
     tiny["name"] = "full"
-    tiny["budget"] = {"trials": 4, "max_epochs": 6}
-    tiny["scheduler"] = {"grace_period": 6}  # nobody stops early: trials are still training when the disk fills
+    tiny["budget"] = {"trials": 3, "max_epochs": 5}
+    tiny["scheduler"] = {"grace_period": 5}  # nobody stops early: trials are still training when the disk fills
     experiment = small_disk.parent / "full.yaml"
     experiment.write_text(yaml.safe_dump(tiny))
     results = small_disk / "results"
@@ -80,7 +80,7 @@ def test_a_full_disk_stops_the_search_cleanly_and_resume_finishes_it_once_space_
             assert "MiB a search keeps in reserve" in output and "Traceback" not in output, output[-3000:]
         before = {r.trial_id: r for r in load_records(run_dir)}
         assert not any(r.status == "failed" for r in before.values()), [r.failure for r in before.values()]
-        assert sum(r.status in FINISHED for r in before.values()) < 4
+        assert sum(r.status in FINISHED for r in before.values()) < 3
 
         # Still full: resume refuses before Ray starts and says how much room it needs.
         refused = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(run_dir)], capture_output=True,
@@ -94,7 +94,7 @@ def test_a_full_disk_stops_the_search_cleanly_and_resume_finishes_it_once_space_
                                  text=True, env=env, timeout=400)
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
         after = {r.trial_id: r for r in load_records(run_dir)}
-        assert len(after) == 4 and all(r.status in FINISHED and r.status != "failed" for r in after.values())
+        assert len(after) == 3 and all(r.status in FINISHED and r.status != "failed" for r in after.values())
         for trial_id, record in before.items():
             if record.status in FINISHED:  # kept, not re-run
                 assert after[trial_id].history == record.history
@@ -104,7 +104,7 @@ def test_a_full_disk_stops_the_search_cleanly_and_resume_finishes_it_once_space_
                 kept = record.epochs if leave_bytes else record.epochs - 1
                 assert after[trial_id].history[:kept] == record.history[:kept]
         study = optuna.load_study(study_name="full", storage=f"sqlite:///{run_dir / 'study.db'}")
-        assert len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]) == 4
+        assert len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]) == 3
     finally:
         try:
             os.killpg(process.pid, signal.SIGKILL)

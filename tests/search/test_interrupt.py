@@ -25,7 +25,7 @@ def _finished(run_dir):
     return {r.trial_id: r for r in load_records(run_dir) if r.status in FINISHED}
 
 
-PACES = pytest.mark.parametrize("epoch_sleep", ["0", "2"], ids=["fast", "slowed"])
+PACES = pytest.mark.parametrize("epoch_sleep", ["0", "1"], ids=["fast", "slowed"])
 
 
 @PACES
