@@ -83,15 +83,14 @@ class DiskGuard:
 
     def trial_failed(self, reason: str | None) -> None:
         """Stop the search if a trial failed because its disk was full."""
-        if not self.stopping and reason and NO_SPACE in reason:
+        if reason and NO_SPACE in reason:
             self._stop(f"a trial could not write to its disk ({reason})")
 
     def study_failed(self, error: Exception) -> bool:
         """Stop the search if the study could not be written because its disk was full; whether it was."""
         if not disk_full(error):
             return False
-        if not self.stopping:
-            self._stop("the study could not be written (its disk is full)")
+        self._stop("the study could not be written (its disk is full)")
         return True
 
     @contextlib.contextmanager
@@ -103,10 +102,12 @@ class DiskGuard:
         except OSError as exc:
             if not disk_full(exc):
                 raise
-            if not self.stopping:
-                self._stop(f"writing to {self.run_dir} failed ({exc.strerror})")
+            self._stop(f"writing to {self.run_dir} failed ({exc.strerror})")
 
     def _stop(self, why: str) -> None:
+        """Stop the search, once: the first full-disk event says why, the ones after it change nothing."""
+        if self.stopping:
+            return
         self.stopping = True
         self.release()  # room for Ray Tune's state, the records and the study as the search stops
         self.progress(f"Stopping the search: {why}. Free some space, then resume it.")
