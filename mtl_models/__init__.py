@@ -19,26 +19,35 @@ import wrapt
 from mtl_models import data
 from mtl_models.errors import DataError, MtlError, SpecError
 from mtl_models.reference import REFERENCES, reference, reference_data, reference_info
-from mtl_models.spec import BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, TaskSpec
+from mtl_models.spec import AugmentationSpec, BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, TaskSpec
 
 # The parts that import Keras, each from its module, imported when first asked for.
 _KERAS_PARTS = {
+    "apply_fine_tune": "mtl_models.fine_tune",
+    "FineTuneSchedule": "mtl_models.fine_tune",
     "build_model": "mtl_models.factory",
     "compile_model": "mtl_models.factory",
     "freeze_for_finetune": "mtl_models.factory",
     "StopGradient": "mtl_models.layers",
     "TaskUncertainty": "mtl_models.layers",
+    "ImageAugmentation": "mtl_models.augmentation",
+    "CaffePreprocess": "mtl_models.applications",
     "WithinDistance": "mtl_models.metrics",
     "MultiTaskModel": "mtl_models.model",
     "plain_model": "mtl_models.plain",
 }
-_REGISTERING = ("mtl_models.layers", "mtl_models.metrics", "mtl_models.model")  # their classes are serializable
+_REGISTERING = ("mtl_models.layers", "mtl_models.metrics", "mtl_models.model", "mtl_models.augmentation",
+                "mtl_models.applications")  # their classes are serializable
 
 __all__ = [
     "REFERENCES",
+    "AugmentationSpec",
     "BackboneSpec",
+    "CaffePreprocess",
     "DataError",
+    "FineTuneSchedule",
     "HeadSpec",
+    "ImageAugmentation",
     "InputSpec",
     "ModelSpec",
     "MtlError",
@@ -49,6 +58,7 @@ __all__ = [
     "TaskSpec",
     "TaskUncertainty",
     "WithinDistance",
+    "apply_fine_tune",
     "build_model",
     "compile_model",
     "data",

@@ -1,4 +1,4 @@
-"""The shared trunk: normalisation, conv blocks on the image, embeddings of vector inputs."""
+"""The shared trunk: normalisation, conv blocks (or a Keras application) on the image, embeddings of vectors."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from mtl_models.applications import application_feature_map
 from mtl_models.spec import BackboneSpec, InputSpec
 
 __all__ = ["Trunk", "build_trunk", "normalize_inputs", "is_backbone_layer"]
@@ -26,12 +27,13 @@ def is_backbone_layer(layer: keras.layers.Layer) -> bool:
     return layer.name.startswith("backbone") and "__" in layer.name
 
 
-def normalize_inputs(specs: tuple[InputSpec, ...], tensors: dict) -> dict:
-    """Z-score each input that carries training statistics, inside the model."""
+def normalize_inputs(specs: tuple[InputSpec, ...], tensors: dict, *, raw_images: bool = False) -> dict:
+    """Z-score each input that carries training statistics, inside the model; with ``raw_images`` an image
+    input is left as it is (a pretrained application preprocesses it its own way)."""
     out = {}
     for spec in specs:
         x = tensors[spec.name]
-        if spec.mean is not None:
+        if spec.mean is not None and not (raw_images and spec.kind == "image"):
             x = layers.Normalization(mean=list(spec.mean), variance=list(spec.variance), name=f"{spec.name}_norm")(x)
         out[spec.name] = x
     return out
@@ -43,7 +45,10 @@ def build_trunk(spec: BackboneSpec, inputs: tuple[InputSpec, ...], tensors: dict
     parts = []
     feature_map, downsamplings = None, 0
     if image is not None:
-        feature_map, downsamplings = _conv_blocks(spec, tensors[image.name], prefix)
+        if spec.kind == "keras_application":
+            feature_map, downsamplings = application_feature_map(spec, image, tensors[image.name], prefix)
+        else:
+            feature_map, downsamplings = _conv_blocks(spec, tensors[image.name], prefix)
         pool = layers.GlobalAveragePooling2D if spec.global_pooling == "avg" else layers.Flatten
         parts.append(pool(name=f"{prefix}__pool")(feature_map))
     for vector in (i for i in inputs if i.kind == "vector"):

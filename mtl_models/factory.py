@@ -1,6 +1,7 @@
 """The model factory: a validated :class:`ModelSpec` in, a compiled Keras model out.
 
-Pure: no I/O, no globals, no search imports. Layer names follow one convention so
+Pure: no globals, no search imports, and no I/O but the backbone's weights when the spec names a
+file (or ``imagenet``, which Keras downloads once). Layer names follow one convention so
 that other code can find parts of a built or loaded model: ``backbone__*`` (shared
 trunk; ``backbone_<task>__*`` with separate branches), ``<task>__*`` (a head), and the
 output layer named after its task.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import keras
 
+from mtl_models.augmentation import augment_inputs
 from mtl_models.backbone import build_trunk, is_backbone_layer, normalize_inputs
 from mtl_models.heads import build_head, head_metrics, loss_name
 from mtl_models.layers import TaskUncertainty
@@ -28,7 +30,8 @@ def build_model(spec: ModelSpec) -> MultiTaskModel:
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"build_model expects a ModelSpec, got {type(spec).__name__}.")
     inputs = {i.name: keras.Input(shape=i.shape, name=i.name) for i in spec.inputs}
-    tensors = normalize_inputs(spec.inputs, inputs)
+    tensors = augment_inputs(spec.augmentation, spec.inputs, inputs)
+    tensors = normalize_inputs(spec.inputs, tensors, raw_images=spec.backbone.pretrained)
     if spec.sharing == "hard":
         shared = build_trunk(spec.backbone, spec.inputs, tensors, prefix="backbone")
         trunks = {h.name: shared for h in spec.heads}

@@ -1,22 +1,25 @@
 """The trained network as a plain Keras model: it loads where ``mtl_models`` is not installed.
 
-A model the factory builds is a :class:`MultiTaskModel` with two custom layers, so loading
+A model the factory builds is a :class:`MultiTaskModel` with custom layers, so loading
 its ``.keras`` file needs ``import mtl_models`` first (Keras imports only its own packages
-while loading). Both layers act only in training: :class:`StopGradient` and
-:class:`TaskUncertainty` are identities in the forward pass. Replaced by Keras' own
-``Identity`` layer of the same name, in a plain functional model, the network predicts
-exactly the same and its file loads in any Python with Keras.
+while loading). Three of them act only in training: :class:`StopGradient` and
+:class:`TaskUncertainty` are identities in the forward pass, and :class:`ImageAugmentation`
+leaves the image as it is at inference. Replaced by Keras' own ``Identity`` layer of the same
+name, and :class:`CaffePreprocess` by the Keras layers that compute the same, in a plain
+functional model, the network predicts exactly the same and its file loads in any Python with Keras.
 """
 
 from __future__ import annotations
 
 import keras
 
+from mtl_models.applications import CaffePreprocess
+from mtl_models.augmentation import ImageAugmentation
 from mtl_models.layers import StopGradient, TaskUncertainty
 
 __all__ = ["plain_model"]
 
-_TRAINING_ONLY = (StopGradient, TaskUncertainty)
+_TRAINING_ONLY = (StopGradient, TaskUncertainty, ImageAugmentation)
 
 
 def plain_model(model: keras.Model) -> keras.Model:
@@ -29,11 +32,14 @@ def plain_model(model: keras.Model) -> keras.Model:
     def keras_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
         if isinstance(layer, _TRAINING_ONLY):
             return keras.layers.Identity(name=layer.name)
+        if isinstance(layer, CaffePreprocess):
+            return layer.keras_equivalent()  # its weights are set already
         return layer.__class__.from_config(layer.get_config())
 
     clone = keras.models.clone_model(model, clone_function=keras_layer)
     plain = keras.Model(inputs=clone.input, outputs=clone.output, name=model.name)
     for layer in plain.layers:
-        if layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+        source = model.get_layer(layer.name)
+        if layer.weights and not isinstance(source, CaffePreprocess):
+            layer.set_weights(source.get_weights())
     return plain

@@ -4,8 +4,9 @@ A spec is the one typed value that crosses the boundary between a user's file (o
 search engine's sample) and the factory. Every field is checked in ``__post_init__``;
 an invalid value raises :class:`SpecError` naming the field, the rule and the value.
 
-The per-input and per-task parts (inputs, tasks, heads) are in task_spec.py, the rules every field is
-checked by in spec_rules.py; this module holds the backbone, the optimizer and the model, and names them all.
+The per-input and per-task parts (inputs, tasks, heads) are in task_spec.py, the backbone in
+backbone_spec.py, the augmentation in augmentation_spec.py, the rules every field is checked by in
+spec_rules.py; this module holds the optimizer and the model, and names them all.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtl_models.augmentation_spec import AugmentationSpec, check_augmented_tasks
+from mtl_models.backbone_spec import BackboneSpec, check_backbone_input
 from mtl_models.errors import SpecError
-from mtl_models.spec_rules import (ACTIVATIONS, GLOBAL_POOLINGS, LOSS_WEIGHTINGS, MAX_WIDTH, OPTIMIZERS, POOLINGS,
-                                   SHARINGS, TASK_KINDS, GlobalPooling, LossWeighting, OptimizerName, Pooling, Sharing,
-                                   as_tuple, check_choice, check_int, check_name, check_rate, check_tuple_of,
-                                   check_type, is_number)
+from mtl_models.spec_rules import (ACTIVATIONS, GLOBAL_POOLINGS, LOSS_WEIGHTINGS, OPTIMIZERS, POOLINGS, SHARINGS,
+                                   TASK_KINDS, LossWeighting, OptimizerName, Sharing, as_tuple, check_bool,
+                                   check_choice, check_name, check_tuple_of, check_type, is_number)
 from mtl_models.task_spec import HeadSpec, InputSpec, TaskSpec
 
 __all__ = [
@@ -32,50 +34,11 @@ __all__ = [
     "InputSpec",
     "TaskSpec",
     "HeadSpec",
+    "AugmentationSpec",
     "BackboneSpec",
     "OptimizerSpec",
     "ModelSpec",
 ]
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """The shared trunk: conv blocks on the image, dense embeddings of vector inputs.
-
-    Each block is Conv-BN-ReLU (two convs and an Add skip when ``residual``), then
-    pooling and dropout. ``filters`` is one int for every block or one per block.
-    """
-
-    blocks: int = 2
-    filters: tuple[int, ...] | int = 32
-    kernel_size: int = 3
-    batch_norm: bool = True
-    dropout: float = 0.0
-    pooling: Pooling = "max"
-    residual: bool = False
-    global_pooling: GlobalPooling = "avg"  # flatten keeps position, avg is smaller
-    dense_units: int = 0  # a shared dense layer after pooling; 0 for none
-    vector_units: int = 32  # width of each vector input's embedding
-
-    def __post_init__(self) -> None:
-        check_int("backbone.blocks", self.blocks, 0, 8)
-        filters = as_tuple(self.filters)
-        if isinstance(filters, int) and not isinstance(filters, bool):
-            filters = (filters,) * self.blocks
-        if not isinstance(filters, tuple) or len(filters) != self.blocks:
-            raise SpecError("backbone.filters", f"must be one integer or a list of {self.blocks} (one per block)", self.filters)
-        for f in filters:
-            check_int("backbone.filters", f, 1, MAX_WIDTH)
-        object.__setattr__(self, "filters", filters)
-        check_int("backbone.kernel_size", self.kernel_size, 1, 15)
-        check_rate("backbone.dropout", self.dropout)
-        check_choice("backbone.pooling", self.pooling, POOLINGS)
-        check_choice("backbone.global_pooling", self.global_pooling, GLOBAL_POOLINGS)
-        for flag in ("batch_norm", "residual"):
-            if not isinstance(getattr(self, flag), bool):
-                raise SpecError(f"backbone.{flag}", "must be true or false", getattr(self, flag))
-        check_int("backbone.dense_units", self.dense_units, 0, MAX_WIDTH)
-        check_int("backbone.vector_units", self.vector_units, 1, MAX_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -100,7 +63,8 @@ class ModelSpec:
     ``sharing="separate"`` gives every head its own copy of the backbone (the baseline
     that hard sharing is compared against). ``freeze_backbone`` makes the shared
     weights untrainable (fine-tuning). Task names must differ from input names and
-    from ``<input>_norm`` (the layer that normalises an input), as every one names a layer.
+    from ``<input>_norm`` and ``<input>_augment`` (the layers that normalise and augment an
+    input), as every one names a layer.
     """
 
     inputs: tuple[InputSpec, ...]
@@ -110,6 +74,7 @@ class ModelSpec:
     sharing: Sharing = "hard"
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     freeze_backbone: bool = False
+    augmentation: AugmentationSpec = field(default_factory=AugmentationSpec)
     name: str = "mtl_model"
 
     def __post_init__(self) -> None:
@@ -119,43 +84,36 @@ class ModelSpec:
         check_tuple_of("heads", self.heads, HeadSpec)
         check_type("backbone", self.backbone, BackboneSpec)
         check_type("optimizer", self.optimizer, OptimizerSpec)
+        check_type("augmentation", self.augmentation, AugmentationSpec)
         check_name("name", self.name)
         check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
         check_choice("sharing", self.sharing, SHARINGS)
-        if not isinstance(self.freeze_backbone, bool):
-            raise SpecError("freeze_backbone", "must be true or false", self.freeze_backbone)
+        check_bool("freeze_backbone", self.freeze_backbone)
         if not self.inputs:
             raise SpecError("inputs", "must declare at least one input", [])
         if not self.heads:
             raise SpecError("heads", "must declare at least one head", [])
         _unique("inputs.name", [i.name for i in self.inputs])
         _unique("heads.task.name", [h.name for h in self.heads])
-        # Inputs, their normalisation layers and task outputs are layers of one model: their names must not clash.
-        norm_layers = {f"{i.name}_norm": i.name for i in self.inputs}
+        # Inputs, their normalisation and augmentation layers and task outputs are layers of one model: their
+        # names must not clash.
+        input_layers = {f"{i.name}_{part}": i.name for i in self.inputs for part in ("norm", "augment")}
         for spec in self.inputs:
-            if spec.name in norm_layers:
-                raise SpecError("inputs.name", "must not be <input>_norm for another input (that names the layer "
-                                f"normalising input {norm_layers[spec.name]!r})", spec.name)
+            if spec.name in input_layers:
+                raise SpecError("inputs.name", "must not be <input>_norm or <input>_augment for another input (that "
+                                f"names a layer of input {input_layers[spec.name]!r})", spec.name)
         input_names = {i.name for i in self.inputs}
         for head in self.heads:
             if head.name in input_names:
                 raise SpecError("heads.task.name", "must differ from every input name", head.name)
-            if head.name in norm_layers:
-                raise SpecError("heads.task.name", "must not be <input>_norm for an input (that names the layer "
-                                f"normalising input {norm_layers[head.name]!r})", head.name)
+            if head.name in input_layers:
+                raise SpecError("heads.task.name", "must not be <input>_norm or <input>_augment for an input (that "
+                                f"names a layer of input {input_layers[head.name]!r})", head.name)
         images = [i for i in self.inputs if i.kind == "image"]
         if len(images) > 1:
             raise SpecError("inputs", "may hold at most one image input", [i.name for i in images])
-        if self.backbone.blocks and self.backbone.pooling != "none" and images:
-            height, width = images[0].shape[:2]
-            factor = 2**self.backbone.blocks
-            if height % factor or width % factor:
-                raise SpecError(
-                    "backbone.blocks",
-                    f"pooling halves the image once per block, so height and width ({height}x{width}) "
-                    f"must be divisible by 2**blocks={factor}",
-                    self.backbone.blocks,
-                )
+        check_backbone_input(self.backbone, images, self.tasks)
+        check_augmented_tasks(self.augmentation, self.tasks, bool(images))
         self._check_heads(images)
 
     def _check_heads(self, images: list[InputSpec]) -> None:
@@ -238,6 +196,7 @@ def _jsonable(value: Any) -> Any:
 _NESTED: dict[tuple[type, str], type] = {
     (ModelSpec, "backbone"): BackboneSpec,
     (ModelSpec, "optimizer"): OptimizerSpec,
+    (ModelSpec, "augmentation"): AugmentationSpec,
     (HeadSpec, "task"): TaskSpec,
 }
 _NESTED_LISTS: dict[tuple[type, str], type] = {

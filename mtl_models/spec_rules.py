@@ -18,6 +18,9 @@ GlobalPooling = Literal["avg", "flatten"]
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]  # Keras' own names: keras.optimizers.get(name)
 LossWeighting = Literal["fixed", "uncertainty"]
 Sharing = Literal["hard", "separate"]
+BackboneKind = Literal["conv", "keras_application"]
+Application = Literal["MobileNetV3Small", "EfficientNetB0", "ResNet50"]  # keras.applications' own names
+Flip = Literal["none", "horizontal", "vertical", "horizontal_and_vertical"]  # keras.layers.RandomFlip's modes
 TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 POOLINGS: tuple[str, ...] = get_args(Pooling)
@@ -25,6 +28,14 @@ GLOBAL_POOLINGS: tuple[str, ...] = get_args(GlobalPooling)
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 LOSS_WEIGHTINGS: tuple[str, ...] = get_args(LossWeighting)
 SHARINGS: tuple[str, ...] = get_args(Sharing)
+BACKBONE_KINDS: tuple[str, ...] = get_args(BackboneKind)
+APPLICATIONS: tuple[str, ...] = get_args(Application)
+FLIPS: tuple[str, ...] = get_args(Flip)
+# Every application takes images of at least 32x32 and halves them five times (a stride of 32), as Keras
+# builds them (imagenet_utils.obtain_input_shape's min_size; the strided stem and stages).
+APPLICATION_MIN_SIDE = 32
+APPLICATION_DOWNSAMPLINGS = 5
+WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5")  # Keras 3's weights file, or a legacy HDF5 one
 
 # Metrics each kind of task may report; the first is the default and the task's score.
 KIND_METRICS: dict[str, tuple[str, ...]] = {
@@ -62,6 +73,18 @@ def check_int(field_name: str, value: object, low: int, high: int | None = None)
 def check_rate(field_name: str, value: object) -> None:
     if not is_number(value) or not 0.0 <= float(value) < 1.0:
         raise SpecError(field_name, "must be a float in [0, 1)", value)
+
+
+def check_float(field_name: str, value: object, low: float, high: float) -> float:
+    """``value`` as a float, if it is a number in [low, high]."""
+    if not is_number(value) or not low <= float(value) <= high:
+        raise SpecError(field_name, f"must be a float in [{low:g}, {high:g}]", value)
+    return float(value)
+
+
+def check_bool(field_name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise SpecError(field_name, "must be true or false", value)
 
 
 def check_choice(field_name: str, value: object, choices: tuple[str, ...]) -> None:

@@ -8,8 +8,8 @@ from typing import Literal
 
 from mtl_models.errors import SpecError
 from mtl_models.spec_rules import (ACTIVATIONS, KIND_METRICS, MAX_CLASSES, MAX_WIDTH, REGRESSION_LOSSES,
-                                   RESERVED_TASK_PREFIX, TASK_KINDS, Activation, TaskKind, as_tuple, check_choice,
-                                   check_int, check_name, check_rate, check_type, is_number)
+                                   RESERVED_TASK_PREFIX, TASK_KINDS, Activation, TaskKind, as_tuple, check_bool,
+                                   check_choice, check_int, check_name, check_rate, check_type, is_number)
 
 __all__ = ["HeadSpec", "InputSpec", "TaskSpec"]
 
@@ -67,6 +67,8 @@ class TaskSpec:
     ``name`` may not start with ``backbone`` (reserved for the shared trunk's layers).
     ``activation``: regression output, ``linear`` or ``sigmoid`` (targets in [0, 1]).
     ``metrics``: the first is the task's score in objectives and tables.
+    ``spatial``: the label says where something is in the image (a position, a distance, which side), so a
+    geometric augmentation, which moves the image but not the label, would make it wrong and is refused.
     """
 
     name: str
@@ -77,6 +79,7 @@ class TaskSpec:
     loss: str | None = None
     metrics: tuple[str, ...] = ()
     input: str | None = None  # segmentation: the image input the mask belongs to
+    spatial: bool = False
 
     def __post_init__(self) -> None:
         check_name("tasks.name", self.name)
@@ -85,6 +88,7 @@ class TaskSpec:
                             "trunk's layers)", self.name)
         where = f"tasks[{self.name}]"
         check_choice(f"{where}.kind", self.kind, TASK_KINDS)
+        check_bool(f"{where}.spatial", self.spatial)
         check_int(f"{where}.num_classes", self.num_classes, 1, MAX_CLASSES)
         check_int(f"{where}.output_dim", self.output_dim, 1)
         if self.kind == "classification" and self.num_classes < 2:

@@ -70,7 +70,8 @@ def example_b_source(path: str | os.PathLike[str]) -> NpzSource:
         image_shape=(EXAMPLE_B_SIZE, EXAMPLE_B_SIZE, 1),
         tasks=(
             NpzTask(TaskSpec(name="A", kind="classification", num_classes=10), array="y", column=0),
-            NpzTask(TaskSpec(name="B", kind="classification", num_classes=32), array="y", column=1),
+            NpzTask(TaskSpec(name="B", kind="classification", num_classes=32, spatial=True),  # B is the cell
+                    array="y", column=1),
             NpzTask(TaskSpec(name="C", kind="regression", activation="sigmoid", loss="mse", metrics=("mae",)),
                     array="y", column=2),
         ),

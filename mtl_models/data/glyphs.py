@@ -87,9 +87,9 @@ def load_glyphs(*, n_samples: int = 4000, image_size: int = 32, seed: int = 0) -
     right = rng.integers(0, N_GLYPHS, size=n).astype(np.int32)
     images, gaps = in_chunks(lambda a, b: _draw(rng, a, b, size), _CHUNK, left, right)
     tasks = (
-        TaskSpec(name="left", kind="classification", num_classes=N_GLYPHS),
+        TaskSpec(name="left", kind="classification", num_classes=N_GLYPHS, spatial=True),  # a flip swaps the glyphs
         TaskSpec(name="sum", kind="classification", num_classes=N_GLYPHS),
-        TaskSpec(name="gap", kind="regression", output_dim=1, activation="sigmoid", loss="mae"),
+        TaskSpec(name="gap", kind="regression", output_dim=1, activation="sigmoid", loss="mae", spatial=True),
     )
     return Dataset(
         name="glyphs",

@@ -81,7 +81,7 @@ def load_shapes(*, n_samples: int = 3000, image_size: int = 32, seed: int = 0) -
         TaskSpec(name="shape", kind="classification", num_classes=len(SHAPE_NAMES)),
         TaskSpec(name="colour", kind="classification", num_classes=len(COLOUR_NAMES)),
         TaskSpec(name="midpoint", kind="regression", output_dim=2, activation="sigmoid", loss="mae",
-                 metrics=("mae", "within_5pct")),
+                 metrics=("mae", "within_5pct"), spatial=True),
     )
     return Dataset(
         name="shapes",

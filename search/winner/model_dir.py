@@ -2,7 +2,8 @@
 
 Files: ``model.keras`` (the network with Keras' own layers only, uncompiled: it loads with
 ``safe_mode=True`` in any Python with Keras, ``mtl_models`` not needed), ``saved_model/``
-(a TensorFlow SavedModel that serves raw inputs, normalisation included), ``experiment.yaml``
+(a TensorFlow SavedModel that serves raw inputs, normalisation included, and, for a model with one
+image input, encoded image bytes as a serving client sends them), ``experiment.yaml``
 (the data set and split, so the test split can be rebuilt), ``model_card.json`` and
 ``model_card.md``.
 
@@ -22,10 +23,11 @@ from typing import Any, Callable, Mapping
 from search.errors import ConfigError
 from search.rundir.directory import FORMAT, MODEL_FILE, check_writable, migrate_command
 
-__all__ = ["CARD_JSON", "CARD_MD", "EXPERIMENT", "SAVED_MODEL", "check_out_dir", "load_model", "read_card",
-           "render_card", "software_versions", "write_model_dir"]
+__all__ = ["CARD_JSON", "CARD_MD", "EXPERIMENT", "IMAGES_SIGNATURE", "SAVED_MODEL", "check_out_dir", "load_model",
+           "read_card", "render_card", "software_versions", "write_model_dir"]
 
 SAVED_MODEL = "saved_model"
+IMAGES_SIGNATURE = "serving_images"  # the SavedModel's signature on encoded images (its endpoint: `serve_images`)
 CARD_JSON = "model_card.json"
 CARD_MD = "model_card.md"
 EXPERIMENT = "experiment.yaml"
@@ -50,7 +52,7 @@ def write_model_dir(out: Path, model, card: Mapping[str, Any], experiment_text: 
     model = plain_model(model)
     try:
         model.save(staging / MODEL_FILE)
-        model.export(str(staging / SAVED_MODEL), format="tf_saved_model", verbose=False)
+        card = {**card, "saved_model_signatures": _export_saved_model(model, staging / SAVED_MODEL)}
         (staging / EXPERIMENT).write_text(experiment_text, encoding="utf-8")
         (staging / CARD_JSON).write_text(json.dumps(card, indent=1, default=float) + "\n")
         (staging / CARD_MD).write_text(render_card(card))
@@ -65,6 +67,42 @@ def write_model_dir(out: Path, model, card: Mapping[str, Any], experiment_text: 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _export_saved_model(model, path: Path) -> list[str]:
+    """Write the SavedModel of ``model`` (a functional model on a dict of named inputs) to ``path``; returns
+    its signatures' names, which the card records (an older export, migrated, lists none).
+
+    Endpoint ``serve`` (also signature ``serving_default``, as ``model.export`` names it) takes the raw
+    inputs. A model with exactly one image input also gets ``serve_images`` (signature
+    :data:`IMAGES_SIGNATURE`): the same inputs, but the image as a 1-D string tensor of encoded files (PNG,
+    JPEG, BMP or GIF), each decoded and resized by :func:`mtl_models.streaming.decode_image`, the rule
+    training used, so a served JPEG is seen as training saw it.
+    """
+    import keras
+    import tensorflow as tf
+
+    from mtl_models.streaming import decode_image
+
+    raw = {name: tf.TensorSpec(x.shape, x.dtype, name=name) for name, x in model.input.items()}
+    archive = keras.export.ExportArchive()
+    serve = archive.track_and_add_endpoint("serve", model, [raw])  # the first endpoint is serving_default
+    names = ["serve", "serving_default"]  # every endpoint is a signature of its own name
+    images = [name for name, spec in raw.items() if spec.shape.rank == 4]
+    if len(images) == 1:
+        image, shape = images[0], tuple(raw[images[0]].shape[1:])
+
+        def serve_images(inputs):
+            pixels = tf.map_fn(lambda contents: decode_image(contents, shape), inputs[image],
+                               fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+            return serve({**inputs, image: tf.cast(pixels, raw[image].dtype)})
+
+        encoded = {**raw, image: tf.TensorSpec((None,), tf.string, name=image)}
+        endpoint = archive.add_endpoint("serve_images", serve_images, [encoded])
+        archive.add_endpoint(IMAGES_SIGNATURE, endpoint)
+        names += ["serve_images", IMAGES_SIGNATURE]
+    archive.write_out(str(path), verbose=False)
+    return names
 
 
 def read_card(model_dir: Path) -> dict[str, Any]:
@@ -150,7 +188,17 @@ def render_card(card: Mapping[str, Any]) -> str:
               "model = keras.models.load_model('DIR/model.keras', safe_mode=True)", "",
               "import tensorflow as tf  # or without Keras: the SavedModel, raw inputs by name",
               "served = tf.saved_model.load('DIR/saved_model')",
-              "outputs = served.serve({" + ", ".join(f"'{i['name']}': ..." for i in card["inputs"]) + "})", "```", "",
+              "outputs = served.serve({" + ", ".join(f"'{i['name']}': ..." for i in card["inputs"]) + "})",
+              *_images_example(card), "```", "",
               "## Software", ""]
     lines += [f"- {k} {v}" for k, v in card["software"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _images_example(card: Mapping[str, Any]) -> list[str]:
+    """The card's line on the encoded-images signature; none when the SavedModel has none."""
+    if IMAGES_SIGNATURE not in card.get("saved_model_signatures", ()):
+        return []
+    values = ", ".join(f"'{i['name']}': " + ("tf.constant([open('a.jpg', 'rb').read()])" if len(i["shape"]) == 3
+                                            else "...") for i in card["inputs"])
+    return [f"outputs = served.serve_images({{{values}}})  # encoded JPEG/PNG bytes (signature '{IMAGES_SIGNATURE}')"]

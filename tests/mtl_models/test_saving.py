@@ -1,14 +1,10 @@
 """A saved model loads in a fresh process in safe mode and predicts the same from raw inputs."""
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 from mtl_models import BackboneSpec, HeadSpec, InputSpec, ModelSpec, TaskSpec, build_model, plain_model
+from tests.mtl_models.fresh_process import load_and_predict
 
 
 def _spec(loss_weighting):
@@ -46,34 +42,13 @@ def _trained(loss_weighting):
     return model, raw
 
 
-def _load_and_predict(tmp_path, model, raw, imports):
-    """Save ``model``, load it in a fresh process that imports only ``imports``; its predictions and what it saw."""
-    model.save(tmp_path / "model.keras")
-    np.savez(tmp_path / "inputs.npz", **raw)
-    script = textwrap.dedent(
-        f"""
-        import json, sys, numpy as np
-        import {imports}
-        model = keras.models.load_model({str(tmp_path / "model.keras")!r}, safe_mode=True)
-        raw = dict(np.load({str(tmp_path / "inputs.npz")!r}, allow_pickle=False))
-        out = model.predict(raw, verbose=0)
-        np.savez({str(tmp_path / "out.npz")!r}, **out)
-        print(json.dumps({{"class": type(model).__name__, "layers": [type(l).__name__ for l in model.layers],
-                           "mtl_models": "mtl_models" in sys.modules}}))
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(np.load(tmp_path / "out.npz")), json.loads(result.stdout.strip().splitlines()[-1])
-
-
 # Either import order registers the layers: mtl_models registers them when Keras is imported, if not before.
 @pytest.mark.parametrize(("loss_weighting", "imports"), [("fixed", "keras, mtl_models"),
                                                           ("uncertainty", "mtl_models, keras")])
 def test_load_in_fresh_process_with_safe_mode_gives_identical_predictions(tmp_path, loss_weighting, imports):
     model, raw = _trained(loss_weighting)
     expected = model.predict(raw, verbose=0)
-    got, info = _load_and_predict(tmp_path, model, raw, imports)
+    got, info = load_and_predict(tmp_path, model, raw, imports)
     assert info["class"] == "MultiTaskModel"
     assert "Lambda" not in info["layers"]
     assert "StopGradient" in info["layers"]
@@ -85,7 +60,7 @@ def test_load_in_fresh_process_with_safe_mode_gives_identical_predictions(tmp_pa
 def test_plain_model_loads_where_mtl_models_was_never_imported_and_predicts_the_same(tmp_path):
     model, raw = _trained("uncertainty")  # both custom layers: stop-gradient heads and learned loss weights
     expected = model.predict(raw, verbose=0)
-    got, info = _load_and_predict(tmp_path, plain_model(model), raw, "keras")
+    got, info = load_and_predict(tmp_path, plain_model(model), raw, "keras")
     assert info == {"class": "Functional", "layers": info["layers"], "mtl_models": False}
     assert not {"StopGradient", "TaskUncertainty"} & set(info["layers"])
     assert sorted(got) == sorted(expected)

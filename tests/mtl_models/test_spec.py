@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from mtl_models import BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, SpecError, TaskSpec
+from mtl_models import (AugmentationSpec, BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, SpecError,
+                        TaskSpec)
 
 
 def _image(shape=(32, 32, 3)):
@@ -22,6 +23,11 @@ def _spec(**changes):
     base = dict(inputs=(_image(),), heads=_heads(), backbone=BackboneSpec(blocks=2, filters=8))
     base.update(changes)
     return ModelSpec(**base)
+
+
+def _app(shape=(32, 32, 3), heads=None, **backbone):
+    return _spec(inputs=(InputSpec("image", shape),), backbone=BackboneSpec(kind="keras_application", **backbone),
+                 **({"heads": heads} if heads else {}))
 
 
 @pytest.mark.parametrize(
@@ -88,6 +94,31 @@ def _spec(**changes):
         (lambda: TaskSpec("A", "classification", num_classes=3, output_dim=2), "tasks[A].output_dim", "2"),
         (lambda: TaskSpec("A", "segmentation", output_dim=2), "tasks[A].output_dim", "2"),
         (lambda: HeadSpec(TaskSpec("A", "binary"), units=0, dropout=0.3), "heads[A].dropout", "0.3"),
+        # Keras Applications backbones and their fine-tuning schedule.
+        (lambda: BackboneSpec(kind="vgg"), "backbone.kind", "'vgg'"),
+        (lambda: BackboneSpec(name="VGG16"), "backbone.name", "'VGG16'"),
+        (lambda: BackboneSpec(weights="imagenet21k"), "backbone.weights", "'imagenet21k'"),
+        (lambda: BackboneSpec(weights="model.ckpt"), "backbone.weights", "'model.ckpt'"),
+        (lambda: BackboneSpec(weights=False), "backbone.weights", "False"),
+        (lambda: BackboneSpec(frozen_epochs=-1), "backbone.frozen_epochs", "-1"),
+        (lambda: BackboneSpec(frozen_epochs=1.5), "backbone.frozen_epochs", "1.5"),
+        (lambda: BackboneSpec(unfreeze_layers=-2), "backbone.unfreeze_layers", "-2"),
+        (lambda: BackboneSpec(fine_tune_lr_factor=0), "backbone.fine_tune_lr_factor", "0"),
+        (lambda: BackboneSpec(fine_tune_lr_factor=1.5), "backbone.fine_tune_lr_factor", "1.5"),
+        (lambda: _app(shape=(28, 28, 3)), "backbone.name", "'MobileNetV3Small'"),
+        (lambda: _app(shape=(32, 32, 4), weights="imagenet"), "backbone.weights", "'imagenet'"),
+        (lambda: _app(shape=(48, 48, 3), heads=(HeadSpec(TaskSpec("mask", "segmentation"), units=8),)),
+         "backbone.name", "'MobileNetV3Small'"),
+        (lambda: _spec(inputs=(InputSpec("x", (4,)),), backbone=BackboneSpec(kind="keras_application")),
+         "backbone.kind", "'keras_application'"),
+        # Augmentation, and the flag that says a task's label is a position.
+        (lambda: AugmentationSpec(flip="diagonal"), "augmentation.flip", "'diagonal'"),
+        (lambda: AugmentationSpec(rotation=0.75), "augmentation.rotation", "0.75"),
+        (lambda: _spec(augmentation={"flip": "horizontal"}), "augmentation", "{'flip': 'horizontal'}"),
+        (lambda: _spec(heads=(HeadSpec(TaskSpec("pos", "regression", spatial=True)),),
+                       augmentation=AugmentationSpec(zoom=0.1)), "augmentation.zoom", "0.1"),
+        (lambda: TaskSpec("A", "regression", spatial=1), "tasks[A].spatial", "1"),
+        (lambda: _spec(heads=(HeadSpec(TaskSpec("image_augment", "binary")),)), "heads.task.name", "'image_augment'"),
     ],
 )
 def test_invalid_spec_names_field_rule_and_value(make, field, value):
@@ -98,6 +129,18 @@ def test_invalid_spec_names_field_rule_and_value(make, field, value):
     assert f"`{field}`" in message
     assert f"Received: {field}={value}" in message
     assert info.value.rule in message
+
+
+def test_conv_and_application_fields_stay_valid_where_the_other_kind_leaves_them_unused():
+    assert _app(blocks=6).backbone.blocks == 6  # a conv field: 32 is not divisible by 2**6, but no conv block runs
+    conv = BackboneSpec(weights="imagenet", frozen_epochs=3, unfreeze_layers=None)
+    assert not conv.pretrained and conv.unfreeze_layers == 0  # None reads as 0: all layers
+    assert _app(weights="none").backbone.pretrained is False
+    assert _app(shape=(32, 32, 1), weights="imagenet").backbone.pretrained  # gray: repeated to RGB in the model
+    assert _app(shape=(64, 64, 2)).inputs[0].shape == (64, 64, 2)  # any channels without weights
+    assert _app(weights="/models/mobilenet.weights.h5", name="EfficientNetB0").backbone.weights.endswith(".h5")
+    assert _spec(augmentation=AugmentationSpec(flip="horizontal", contrast=0.5)).augmentation.active() == (
+        "flip", "contrast")
 
 
 def test_transfer_cycle_is_rejected():
@@ -128,6 +171,9 @@ def test_dict_round_trip_through_json_gives_an_equal_spec():
         heads=_heads(transfer_from=("A",), stop_gradient=True, loss_weight=0.3),
         loss_weighting="uncertainty",
         inputs=(InputSpec("image", (32, 32, 3), mean=(0.1, 0.2, 0.3), variance=(1.0, 2.0, 3.0)),),
+        backbone=BackboneSpec(kind="keras_application", name="ResNet50", weights="w.weights.h5", frozen_epochs=2,
+                              unfreeze_layers=20, fine_tune_lr_factor=0.1),
+        augmentation=AugmentationSpec(flip="horizontal", contrast=0.25),
     )
     again = ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
     assert again == spec
