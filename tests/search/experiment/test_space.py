@@ -38,7 +38,8 @@ def test_every_domain_kind_is_parsed_with_its_options():
 
 
 def test_the_space_may_address_the_spec_s_fields_and_the_batch_size():
-    assert set(SPACE_ROOTS) == {"backbone", "optimizer", "heads", "loss_weighting", "sharing", "batch_size"}
+    assert set(SPACE_ROOTS) == {"backbone", "optimizer", "augmentation", "heads", "loss_weighting", "sharing",
+                                "batch_size"}
 
 
 @pytest.mark.parametrize("raw, field, rule", [
