@@ -94,7 +94,7 @@ class TrialTrainable(tune.Trainable):
         self.model = None
         try:
             spec, self.batch_size = self.prepared.spec_for(self.params)
-            self.learning_rate = spec.optimizer.learning_rate
+            self.spec, self.learning_rate = spec, spec.optimizer.learning_rate
             self.model = build_model(spec)
         except (SpecError, ValueError) as exc:
             self.invalid = f"the sampled parameters give an invalid model: {exc}"
@@ -127,11 +127,15 @@ class TrialTrainable(tune.Trainable):
     def _train_epoch(self) -> dict[str, Any]:
         import keras
 
+        from mtl_models.fine_tune import apply_fine_tune
+
         if self.invalid:
             raise TrialFailure(self.invalid)
         train, val = self.prepared.splits.train, self.prepared.splits.val
         lr_scale = self.cooldown.lr_scale() if self.cooldown else 1.0
-        self.model.optimizer.learning_rate.assign(self.learning_rate * lr_scale)  # after a checkpoint too
+        # The backbone's fine-tuning schedule: which of its layers train this epoch, and the rate's factor.
+        rate = apply_fine_tune(self.model, self.spec, self.epoch, self.learning_rate)
+        self.model.optimizer.learning_rate.assign(rate * lr_scale)  # after a checkpoint too
         self.model.fit(dict(train.inputs), dict(train.targets), batch_size=self.batch_size,
                        initial_epoch=self.epoch, epochs=self.epoch + 1,
                        validation_data=(dict(val.inputs), dict(val.targets)),

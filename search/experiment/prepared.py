@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from mtl_models.data import DATASETS, Splits, load_dataset, normalized_inputs, split
 from mtl_models.errors import DataError, SpecError
-from mtl_models.spec import BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, TaskSpec
+from mtl_models.spec import AugmentationSpec, BackboneSpec, HeadSpec, InputSpec, ModelSpec, OptimizerSpec, TaskSpec
 from search.errors import ConfigError
 from search.experiment.config import Experiment
 from search.experiment.objective import Objective, build_objective
@@ -26,7 +26,7 @@ __all__ = ["Prepared", "prepare"]
 
 _HEAD_FIELDS = {f.name for f in dataclasses.fields(HeadSpec)} - {"task"}
 # Spec sections whose fields a search key names one level down (backbone.filters, optimizer.learning_rate).
-_SECTIONS = {"backbone": BackboneSpec, "optimizer": OptimizerSpec}
+_SECTIONS = {"backbone": BackboneSpec, "optimizer": OptimizerSpec, "augmentation": AugmentationSpec}
 
 
 @dataclass(frozen=True)

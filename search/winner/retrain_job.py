@@ -24,6 +24,7 @@ from typing import Any
 
 import keras
 
+from mtl_models.fine_tune import FineTuneSchedule
 from mtl_models.spec import ModelSpec
 from search.engines.averaging import WeightAverage
 from search.engines.scoring import EpochScorer
@@ -103,6 +104,7 @@ def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: in
         train[0], train[1], batch_size=batch_size, initial_epoch=trained, epochs=epochs, validation_data=val,
         verbose=0,
         callbacks=[
+            FineTuneSchedule(spec),  # which backbone layers train in each epoch, and the rate's factor
             *([averaging] if averaging else []),  # first: the callbacks after it see the averaged weights
             scorer,  # before the callbacks below: it adds val_objective to the logs they read
             keras.callbacks.TerminateOnNaN(), checkpoint, stopping, plateau,

@@ -43,3 +43,24 @@ def test_a_restored_trial_goes_on_with_its_weights_optimizer_average_and_epoch(l
     # It trains on as the third epoch, from where the first left off.
     assert second.train()["epoch"] == 3
     first.stop(), second.stop()
+
+
+def test_a_pretrained_backbone_s_trial_restored_from_a_frozen_epoch_trains_on_thawed(local_ray, tiny, tmp_path):
+    from mtl_models.fine_tune import applications
+    from search.engines.trainable import TrialTrainable
+
+    tiny["data"]["options"] = {"n_samples": 64, "image_size": 32}
+    tiny["model"]["backbone"] = {"kind": "keras_application", "frozen_epochs": 1, "fine_tune_lr_factor": 0.5}
+    tiny["space"] = {"optimizer.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True}}
+    trainable = tune.with_parameters(TrialTrainable, prepared=prepare(parse_experiment(tiny)))
+    config = {"optimizer.learning_rate": 0.004}
+    first = trainable(config=config)
+    first.train()  # epoch 1: the application frozen
+    assert not applications(first.model)[0].trainable_weights
+    checkpoint = first.save(str(tmp_path / "checkpoint"))
+    second = trainable(config=config)
+    second.restore(checkpoint)
+    assert second.train()["epoch"] == 2  # epoch 2: thawed, at half the rate
+    assert applications(second.model)[0].trainable_weights
+    assert float(second.model.optimizer.learning_rate.numpy()) == pytest.approx(0.002)
+    first.stop(), second.stop()

@@ -133,3 +133,35 @@ def test_the_fixed_model_is_a_point_of_the_space_where_its_domain_holds_it():
                                       "loss_weighting": "fixed", "heads.midpoint.loss_weight": 4.0,
                                       "optimizer.learning_rate": 0.003, "batch_size": 32}
     assert not Param("x", "choice", values=(1, 2)).holds(True) and Param("x", "choice", values=(True,)).holds(True)
+
+
+def test_the_space_may_search_a_pretrained_backbone_and_augmentation_and_refuses_what_breaks_a_label():
+    from search.experiment.config import parse_experiment
+    from search.experiment.prepared import prepare
+
+    experiment = {
+        "name": "apps", "data": {"dataset": "shapes", "options": {"n_samples": 60, "image_size": 32}},
+        "model": {"backbone": {"kind": "keras_application", "weights": "none"}, "augmentation": {"contrast": 0.1}},
+        "space": {
+            "backbone.kind": {"choice": ["conv", "keras_application"]},
+            "backbone.name": {"choice": ["MobileNetV3Small", "EfficientNetB0", "ResNet50"]},
+            "backbone.frozen_epochs": {"int": [0, 3]},
+            "backbone.unfreeze_layers": {"int": [0, 40]},
+            "backbone.fine_tune_lr_factor": {"float": [0.01, 1.0], "log": True},
+            "augmentation.contrast": {"float": [0.0, 0.5]},
+        },
+    }
+    prepared = prepare(parse_experiment(experiment))
+    spec, _ = prepared.spec_for({"backbone.name": "ResNet50", "backbone.unfreeze_layers": 12,
+                                 "augmentation.contrast": 0.3})
+    assert (spec.backbone.kind, spec.backbone.name, spec.backbone.unfreeze_layers) == ("keras_application",
+                                                                                       "ResNet50", 12)
+    assert spec.augmentation.contrast == 0.3
+    assert prepared.fixed_point()["backbone.kind"] == "keras_application"
+    # A flip would move the shape's midpoint, a position target, and not its label.
+    experiment["space"] = {"augmentation.flip": {"choice": ["none", "horizontal"]}}
+    with pytest.raises(ConfigError, match=r"space.augmentation.flip.*would make task 'midpoint' wrong"):
+        prepare(parse_experiment(experiment))
+    experiment["space"] = {"augmentation.mirror": {"choice": [True]}}
+    with pytest.raises(ConfigError, match="must name a field of the model spec"):
+        prepare(parse_experiment(experiment))
