@@ -79,6 +79,7 @@ class TaskSpec:
     loss: str | None = None
     metrics: tuple[str, ...] = ()
     input: str | None = None  # segmentation: the image input the mask belongs to
+    class_names: tuple[str, ...] = ()  # what each class index means, in order; () when the data names none
     spatial: bool = False
 
     def __post_init__(self) -> None:
@@ -120,6 +121,22 @@ class TaskSpec:
         for metric in metrics:
             check_choice(f"{where}.metrics", metric, KIND_METRICS[self.kind])
         object.__setattr__(self, "metrics", metrics)
+        self._check_class_names(where)
+
+    def _check_class_names(self, where: str) -> None:
+        names = as_tuple(self.class_names)
+        if not isinstance(names, tuple) or not all(isinstance(n, str) and n for n in names):
+            raise SpecError(f"{where}.class_names", "must be a list of non-empty strings", self.class_names)
+        if names:
+            expected = 2 if self.kind == "binary" else self.num_classes
+            if self.kind not in ("classification", "binary", "multilabel"):
+                raise SpecError(f"{where}.class_names", f"is only for class tasks, not {self.kind}", names)
+            if len(names) != expected:
+                raise SpecError(f"{where}.class_names", f"must name {expected} classes (a binary task: the "
+                                "negative, then the positive)", names)
+            if len(set(names)) != len(names):
+                raise SpecError(f"{where}.class_names", "must be distinct", names)
+        object.__setattr__(self, "class_names", names)
 
     @property
     def score_metric(self) -> str:

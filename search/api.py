@@ -73,6 +73,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
         if address:
             storage_path.mkdir(parents=True, exist_ok=True)
             cluster.check_shared_storage(storage_path)
+            cluster.check_shared_files(prepared.data_files(), "data folder")
         if run_dir.name != experiment.name:
             progress(f"{Path(results_dir) / experiment.name} holds an earlier search; this one writes to {run_dir}")
         progress(f"Search {experiment.name!r}: {experiment.budget.describe()}, {experiment.concurrency} at a time, "
@@ -101,6 +102,10 @@ def resume(run_dir: str | Path, *, address: str | None = None,
     address = address or info.address or os.environ.get("RAY_ADDRESS") or None
     description = _start(experiment, address)
     try:
+        if address:
+            from search.engines import cluster
+
+            cluster.check_shared_files(prepared.data_files(), "data folder")
         done = sum(r.status in FINISHED for r in load_records(run_dir))
         of = f" of {experiment.budget.trials}" if experiment.budget.trials else ""
         progress(f"Resuming {experiment.name!r} on {description}: {done}{of} trials finished before.")

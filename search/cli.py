@@ -19,6 +19,7 @@ __all__ = ["build_parser", "main"]
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+FOLDER_DATASETS = ("digits", "shapes", "glyphs")  # built-in data sets that write-folder can write
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,10 +89,13 @@ def _add_model_commands(commands) -> None:
 
     predict = commands.add_parser("predict", help="per-task predictions of an exported model",
                                   description="Predict every task for the arrays in an NPZ file (named as the "
-                                              "model's inputs, raw values).")
+                                              "model's inputs, raw values), written as an NPZ; or for the image "
+                                              "files in a folder, written as a CSV with class names.")
     predict.add_argument("model_dir", type=Path, help="an exported model directory")
-    predict.add_argument("inputs", type=Path, help="an .npz file with one array per model input")
-    predict.add_argument("--out", type=Path, required=True, help="where to write the predictions (.npz)")
+    predict.add_argument("inputs", type=Path, help="an .npz file with one array per model input, or a folder of "
+                                                   "images (PNG, JPEG, BMP, GIF)")
+    predict.add_argument("--out", type=Path, required=True,
+                         help="where to write the predictions (.npz; .csv for a folder)")
     predict.add_argument("--force", action="store_true", help="replace --out if it exists")
 
     evaluate = commands.add_parser("evaluate", help="recompute an exported model's test metrics",
@@ -116,6 +120,18 @@ def _add_model_commands(commands) -> None:
     report = commands.add_parser("report", help="rewrite report.md and its plots for a retrained run",
                                  description="Write results/<name>/report.md with PNG plots (written by retrain too).")
     report.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
+
+    folder = commands.add_parser(
+        "write-folder", help="write a built-in data set as an image folder with a label table",
+        description="Write a built-in data set's images as PNG files under OUT/images/ and its labels as "
+                    "OUT/labels.csv: the layout `data.dataset: images` reads. Prints the experiment's data section "
+                    "that reads the folder. `digits` (5,000 real MNIST digits, painted) gains the ink's centre, a "
+                    "position target.")
+    folder.add_argument("dataset", choices=FOLDER_DATASETS, help="the built-in data set")
+    folder.add_argument("out", type=Path, help="the folder to write (new or empty)")
+    folder.add_argument("--n-samples", type=int, default=None, help="images to write (default: the data set's)")
+    folder.add_argument("--image-size", type=int, default=None, help="height and width (shapes, glyphs only)")
+    folder.add_argument("--seed", type=int, default=0, help="the data set's seed (default 0)")
 
     migrate = commands.add_parser(
         "migrate", help="convert a run or model directory written by an earlier mtl-search",
@@ -251,6 +267,29 @@ def _report(args) -> int:
     return 0
 
 
+def _write_folder(args) -> int:
+    import yaml
+
+    from mtl_models.data import load_dataset
+    from mtl_models.data.folder import digits_with_centre, write_image_folder
+    from search.errors import ConfigError
+
+    options = {k: v for k, v in (("n_samples", args.n_samples), ("image_size", args.image_size)) if v is not None}
+    if args.dataset == "digits":
+        if "image_size" in options:
+            raise ConfigError("--image-size", "is fixed at 28 for digits", args.image_size)
+        data = digits_with_centre(seed=args.seed, **options)
+    else:
+        data = load_dataset(args.dataset, seed=args.seed, **options)
+    section = write_image_folder(data, args.out)
+    section["path"] = str(args.out / "labels.csv")
+    print(f"Wrote {len(data)} images to {args.out}/images/ and their labels to {args.out}/labels.csv. An experiment "
+          "reads them with this data section (a relative path is read from the experiment file's folder):\n")
+    print(yaml.safe_dump({"data": {"dataset": "images", "options": section}}, sort_keys=False, width=100,
+                         default_flow_style=None))
+    return 0
+
+
 def _migrate(args) -> int:
     from search.migration import migrate
 
@@ -260,7 +299,7 @@ def _migrate(args) -> int:
 
 
 _MODEL_COMMANDS = {"retrain": _retrain, "export": _export, "predict": _predict, "evaluate": _evaluate,
-                   "finetune": _finetune, "report": _report, "migrate": _migrate}
+                   "finetune": _finetune, "report": _report, "write-folder": _write_folder, "migrate": _migrate}
 
 
 def _say(line: str) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtl_models.data.image_files import ImageFiles
 from mtl_models.errors import DataError, shown
 from mtl_models.spec import InputSpec, TaskSpec
 
@@ -55,7 +56,9 @@ class Dataset:
     """Named input arrays and one target array per task, all of the same length N.
 
     ``inputs`` and ``targets`` are stored as fresh dicts (the arrays themselves are not
-    copied). Construction raises :class:`DataError` when any convention in the
+    copied). An image input may be :class:`ImageFiles`, read from disk when fed. ``assigned``, when
+    given, says which split each row belongs to (``"train"``, ``"val"`` or ``"test"``: a data set's own
+    split column), and :func:`~mtl_models.data.split.split` keeps it. Construction raises :class:`DataError` when any convention in the
     module docstring is broken, naming the array and the offending value.
     """
 
@@ -63,6 +66,7 @@ class Dataset:
     inputs: Mapping[str, np.ndarray]
     targets: Mapping[str, np.ndarray]
     tasks: tuple[TaskSpec, ...]
+    assigned: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -84,6 +88,13 @@ class Dataset:
         self._check_lengths()
         for task in self.tasks:
             self._check_target(task)
+        if self.assigned is not None:
+            assigned = np.asarray(self.assigned, dtype=str)
+            unknown = sorted(set(assigned.tolist()) - {"train", "val", "test"})
+            if assigned.shape != (len(self),) or unknown:
+                raise DataError(f"Data set {self.name!r}: `assigned` must give each row 'train', 'val' or 'test', "
+                                f"but got {unknown or assigned.shape}.")
+            object.__setattr__(self, "assigned", assigned)
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -110,6 +121,8 @@ class Dataset:
 
     def _check_input(self, name: str, array: object) -> None:
         where = f"Data set {self.name!r}, input {name!r}"
+        if isinstance(array, ImageFiles):
+            return  # checked file by file where it was read (images.py); pixels are 0-255 by construction
         if not isinstance(array, np.ndarray) or array.dtype != np.float32:
             raise DataError(f"{where}: must be a float32 numpy array, but got {_describe(array)}.")
         if array.ndim not in (2, 4) or 0 in array.shape[1:]:
@@ -149,7 +162,7 @@ class Dataset:
     def _image_hw(self, task: TaskSpec) -> tuple[int, int] | None:
         if task.kind != "segmentation":
             return None
-        images = {k: v for k, v in self.inputs.items() if isinstance(v, np.ndarray) and v.ndim == 4}
+        images = {k: v for k, v in self.inputs.items() if isinstance(v, (np.ndarray, ImageFiles)) and v.ndim == 4}
         if task.input is not None:
             if task.input not in images:
                 raise DataError(f"Data set {self.name!r}, target {task.name!r}: `input` must name an image input "
@@ -204,6 +217,7 @@ class Dataset:
             inputs={k: v[index] for k, v in self.inputs.items()},
             targets={k: v[index] for k, v in self.targets.items()},
             tasks=self.tasks,
+            assigned=None if self.assigned is None else self.assigned[index],
         )
 
 

@@ -45,13 +45,14 @@ def load_digits(*, n_samples: int = 5000, colour_task: str = "softmax", seed: in
     if colour_task == "softmax":
         palette = np.asarray(DIGIT_COLOURS, dtype=np.float32)
         colour = balanced_labels(rng, n, len(palette))
-        task = TaskSpec(name="colour", kind="classification", num_classes=len(palette))
+        task = TaskSpec(name="colour", kind="classification", num_classes=len(palette),
+                        class_names=DIGIT_COLOUR_NAMES)
         target = colour
     else:
         names = list(DIGIT_COLOUR_NAMES)
         palette = np.asarray([DIGIT_COLOURS[names.index(c)] for c in BINARY_COLOUR_NAMES], dtype=np.float32)
         colour = balanced_labels(rng, n, 2)
-        task = TaskSpec(name="colour", kind="binary")
+        task = TaskSpec(name="colour", kind="binary", class_names=BINARY_COLOUR_NAMES)
         target = colour.astype(np.float32)[:, None]
     image = grey[..., None] * palette[colour][:, None, None, :]
     return Dataset(

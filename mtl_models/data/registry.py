@@ -13,6 +13,7 @@ from typing import Any
 from mtl_models.data.dataset import Dataset
 from mtl_models.data.digits import load_digits
 from mtl_models.data.glyphs import load_glyphs
+from mtl_models.data.images import load_images, source_from_options
 from mtl_models.data.npz import NpzSource, NpzTask, load_npz
 from mtl_models.data.segmentation import load_segmentation
 from mtl_models.data.shapes import load_shapes
@@ -43,12 +44,30 @@ def _npz(
     return load_npz(NpzSource.from_dict(given))
 
 
+def _images(
+    *,
+    path: str | None = None,
+    tasks: Sequence[Mapping[str, Any]] | None = None,
+    image_shape: Sequence[int] | None = None,
+    image_column: str = "file",
+    image_input: str = "image",
+    inputs: Mapping[str, Sequence[str]] | None = None,
+    split_column: str | None = None,
+    cache: str = "auto",
+) -> Dataset:
+    """A folder of images and its label table (see :mod:`mtl_models.data.images`)."""
+    options = {"path": path, "tasks": tasks, "image_shape": image_shape, "image_column": image_column,
+               "image_input": image_input, "inputs": inputs or {}, "split_column": split_column, "cache": cache}
+    return load_images(source_from_options(**{k: v for k, v in options.items() if v is not None}))
+
+
 _LOADERS: dict[str, Callable[..., Dataset]] = {
     "shapes": load_shapes,
     "digits": load_digits,
     "segmentation": load_segmentation,
     "glyphs": load_glyphs,
     "npz": _npz,
+    "images": _images,
 }
 DATASETS: tuple[str, ...] = tuple(_LOADERS)
 
@@ -71,7 +90,9 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     - ``npz``: either ``source`` (an :class:`NpzSource` or a mapping of its fields), or
       ``path`` and ``tasks`` (each an :class:`NpzTask` or a mapping such as
       ``{"task": {"name": "A", "kind": "classification", "num_classes": 10}, "column": 0}``)
-      with optional ``inputs`` and ``image_shape``.
+      with optional ``inputs`` and ``image_shape``;
+    - ``images``: ``path`` (the label table), ``tasks``, ``image_shape``, and optionally
+      ``image_column``, ``image_input``, ``inputs``, ``split_column``, ``cache`` (see :func:`load_images`).
     """
     valid = dataset_options(name)
     unknown = sorted(set(options) - set(valid))

@@ -78,8 +78,8 @@ def load_shapes(*, n_samples: int = 3000, image_size: int = 32, seed: int = 0) -
     colour = balanced_labels(rng, n, len(COLOUR_NAMES))
     images, midpoints = in_chunks(lambda s, c: _draw(rng, s, c, size), _CHUNK, shape, colour)
     tasks = (
-        TaskSpec(name="shape", kind="classification", num_classes=len(SHAPE_NAMES)),
-        TaskSpec(name="colour", kind="classification", num_classes=len(COLOUR_NAMES)),
+        TaskSpec(name="shape", kind="classification", num_classes=len(SHAPE_NAMES), class_names=SHAPE_NAMES),
+        TaskSpec(name="colour", kind="classification", num_classes=len(COLOUR_NAMES), class_names=COLOUR_NAMES),
         TaskSpec(name="midpoint", kind="regression", output_dim=2, activation="sigmoid", loss="mae",
                  metrics=("mae", "within_5pct"), spatial=True),
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtl_models.data.dataset import Dataset
+from mtl_models.data.image_check import image_stats
+from mtl_models.data.image_files import ImageFiles
 from mtl_models.errors import DataError
 from mtl_models.spec import InputSpec
 
@@ -58,7 +60,8 @@ def split(
     """Split ``dataset`` at random (seeded) into disjoint train, val and test parts.
 
     ``stratify`` names a classification or binary task whose class proportions every
-    part keeps. Returns :class:`Splits`; raises :class:`DataError` for a fraction out of
+    part keeps. A data set that assigns its rows itself (``Dataset.assigned``, a split column of the
+    user's) is split as assigned, and the fractions are not used. Returns :class:`Splits`; raises :class:`DataError` for a fraction out of
     range, an unknown or unsuitable stratify task, or a data set too small to split.
     """
     _check_fraction("val_fraction", val_fraction, low_open=True)
@@ -69,6 +72,8 @@ def split(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise DataError(f"`seed` must be an integer in [0, 2**32), but got seed={seed!r}.")
     labels = _stratify_labels(dataset, stratify)
+    if dataset.assigned is not None:
+        return _as_assigned(dataset, seed, stratify)
     from sklearn.model_selection import train_test_split  # lazily: scikit-learn is slow to import
 
     index = np.arange(len(dataset))
@@ -85,6 +90,16 @@ def split(
                         f"({val_fraction=}, {test_fraction=}, {stratify=}): {exc}") from exc
     return Splits(train=dataset.subset(train), val=dataset.subset(val), test=dataset.subset(test),
                   seed=int(seed), stratify=stratify)
+
+
+def _as_assigned(dataset: Dataset, seed: int, stratify: str | None) -> Splits:
+    parts = {part: np.flatnonzero(dataset.assigned == part) for part in ("train", "val", "test")}
+    empty = [part for part in ("train", "val") if not len(parts[part])]
+    if empty:
+        raise DataError(f"Data set {dataset.name!r}: its split column must give at least one row to 'train' and "
+                        f"one to 'val', but none is assigned to {empty}.")
+    return Splits(train=dataset.subset(parts["train"]), val=dataset.subset(parts["val"]),
+                  test=dataset.subset(parts["test"]), seed=int(seed), stratify=stratify)
 
 
 def _check_fraction(name: str, value: object, *, low_open: bool) -> None:
@@ -114,13 +129,17 @@ def normalization_stats(train: Dataset) -> Stats:
     """Per-input z-score statistics of ``train``: ``{input: (mean, variance)}``.
 
     One value per channel for an image (averaged over samples, height and width) or per
-    feature for a vector. Variances are floored at :data:`MIN_VARIANCE`. Pass the
+    feature for a vector; images on disk are streamed, from a seeded sample when there are many
+    (:func:`~mtl_models.data.image_check.image_stats`). Variances are floored at :data:`MIN_VARIANCE`. Pass the
     training split only: statistics from validation or test data would leak.
     """
     if len(train) == 0:
         raise DataError(f"Normalisation statistics need at least one row, but data set {train.name!r} is empty.")
     stats: Stats = {}
     for name, array in train.inputs.items():
+        if isinstance(array, ImageFiles):
+            stats[name] = image_stats(array)
+            continue
         axes = tuple(range(array.ndim - 1))
         mean = array.mean(axis=axes, dtype=np.float64)
         variance = np.maximum(array.var(axis=axes, dtype=np.float64), MIN_VARIANCE)

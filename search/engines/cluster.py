@@ -13,7 +13,8 @@ from search.engines import ray_session
 from search.experiment.config import Resources
 from search.errors import ConfigError, SearchError
 
-__all__ = ["local_gpu_count", "check_local_resources", "start_ray", "stop_ray", "check_cluster", "check_shared_storage"]
+__all__ = ["local_gpu_count", "check_local_resources", "start_ray", "stop_ray", "check_cluster", "check_shared_storage",
+           "check_shared_files"]
 
 
 def local_gpu_count() -> int:
@@ -147,3 +148,30 @@ def check_shared_storage(path: Path) -> None:
     if missing:
         raise SearchError(f"The storage path {path} is not shared: node(s) {missing} cannot see it. On a cluster, "
                           "--storage must be a directory every node mounts at the same path (NFS, a shared volume).")
+
+
+def check_shared_files(paths: list[str], what: str) -> None:
+    """Every alive node must see each of ``paths`` with the size it has here (nothing is written: the files are
+    the user's). For data read from disk by the trials: a folder only the driver's machine holds fails here,
+    before any trial starts, not in every trial."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if not paths:
+        return
+    here = [Path(p).stat().st_size for p in paths]
+
+    @ray.remote(num_cpus=0)
+    def sizes(ps: list[str]) -> list[int | None]:
+        return [Path(p).stat().st_size if Path(p).is_file() else None for p in ps]
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = {n["NodeManagerAddress"]: sizes.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(paths) for n in nodes}
+    for address, ref in refs.items():
+        seen = ray.get(ref, timeout=60)
+        differ = [p for p, mine, theirs in zip(paths, here, seen) if mine != theirs]
+        if differ:
+            raise SearchError(f"The {what} is not shared: node {address} does not see {differ[0]} as this machine "
+                              "does. On a cluster, the data must be on storage every node mounts at the same path "
+                              "(NFS, a shared volume).")

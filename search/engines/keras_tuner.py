@@ -17,6 +17,7 @@ from typing import Any, Callable
 import keras
 import keras_tuner as kt
 
+from mtl_models.streaming import feed, validation
 from search.engines.samplers import keras_tuner_class
 from search.engines.scoring import EpochScorer
 from search.engines.worker import VAL_OBJECTIVE, configure_tensorflow
@@ -68,7 +69,10 @@ def _tuner_class(base: type):
                 raise _Stop
             keras.utils.set_random_seed(self.prepared.experiment.seed)
             params = self.prepared.experiment.space.sample_keras_tuner(trial.hyperparameters)
-            _, kwargs["batch_size"] = self.prepared.spec_for(params)  # build() reads the same values from hp
+            _, batch_size = self.prepared.spec_for(params)  # build() reads the same values from hp
+            splits, seed = self.prepared.splits, self.prepared.experiment.seed
+            kwargs.update(feed(splits.train, batch_size, shuffle=True, seed=seed),
+                          validation_data=validation(splits.val, batch_size))  # batched by this trial's size
             scorer = EpochScorer(self.prepared.objective, deadline=deadline)
             kwargs["callbacks"] = [scorer, *kwargs.get("callbacks", [])]  # first: it adds val_objective to the logs
             record = TrialRecord(trial.trial_id, "running", params=params, started_at=time.time())
@@ -123,7 +127,7 @@ def fit(prepared: Prepared, run_dir: Path, *, progress: Callable[[str], None] = 
     tuner = _tuner_class(keras_tuner_class(algorithm))(_HyperModel(prepared), **options)
     train, val = prepared.splits.train, prepared.splits.val
     try:
-        tuner.search(dict(train.inputs), dict(train.targets), validation_data=(dict(val.inputs), dict(val.targets)),
-                     epochs=budget.max_epochs, verbose=0)
+        tuner.search(**feed(train, experiment.batch_size, shuffle=True, seed=experiment.seed),
+                     validation_data=validation(val, experiment.batch_size), epochs=budget.max_epochs, verbose=0)
     except _Stop:
         pass

@@ -126,8 +126,10 @@ class TrialTrainable(tune.Trainable):
 
     def _train_epoch(self) -> dict[str, Any]:
         import keras
+        import tensorflow as tf
 
         from mtl_models.fine_tune import apply_fine_tune
+        from mtl_models.streaming import decode_failure, feed, is_streamed, validation
 
         if self.invalid:
             raise TrialFailure(self.invalid)
@@ -136,10 +138,16 @@ class TrialTrainable(tune.Trainable):
         # The backbone's fine-tuning schedule: which of its layers train this epoch, and the rate's factor.
         rate = apply_fine_tune(self.model, self.spec, self.epoch, self.learning_rate)
         self.model.optimizer.learning_rate.assign(rate * lr_scale)  # after a checkpoint too
-        self.model.fit(dict(train.inputs), dict(train.targets), batch_size=self.batch_size,
-                       initial_epoch=self.epoch, epochs=self.epoch + 1,
-                       validation_data=(dict(val.inputs), dict(val.targets)),
-                       callbacks=self._callbacks(keras), verbose=0)
+        seed = self.prepared.experiment.seed
+        try:
+            self.model.fit(**feed(train, self.batch_size, shuffle=True, seed=seed), initial_epoch=self.epoch,
+                           epochs=self.epoch + 1, validation_data=validation(val, self.batch_size),
+                           callbacks=self._callbacks(keras), verbose=0)
+        except tf.errors.OpError:  # a file that passed the checks before the search but cannot be decoded
+            unreadable = is_streamed(train) and (decode_failure(train) or decode_failure(val))
+            if unreadable:
+                raise TrialFailure(unreadable) from None
+            raise
         if self.scorer.failure:
             raise TrialFailure(self.scorer.failure)
         self.epoch += 1

@@ -60,6 +60,19 @@ class Prepared:
             raise ConfigError("batch_size", "must be an integer >= 1", batch_size)
         return spec, batch_size
 
+    def data_files(self, sample: int = 16) -> list[str]:
+        """Files the trials read from disk: the label table and a spread of the images (every node of a
+        cluster must see them); empty for data held in memory."""
+        from mtl_models.data.image_files import ImageFiles
+
+        files = [f for part in (self.splits.train, self.splits.val, self.splits.test)
+                 for f in part.inputs.values() if isinstance(f, ImageFiles) and len(f)]
+        if not files:
+            return []
+        paths = [str(p) for f in files for p in f.paths[:: max(1, len(f) // sample)][:sample]]
+        table = self.experiment.data.options.get("path")
+        return ([str(table)] if table else []) + paths
+
     def fixed_point(self) -> dict[str, Any]:
         """The experiment's fixed model as a point of its space: each searched key's value in the fixed model
         (the model section, or the spec's default), where the key's domain holds it. A search tries it first:

@@ -13,6 +13,7 @@ from typing import Sequence
 import keras
 
 from mtl_models.data import Dataset
+from mtl_models.streaming import feed
 from mtl_models.spec import TaskSpec
 from search.experiment.metrics import OBJECTIVE, Split, from_keras_logs, metric_key, split_key
 from search.experiment.objective import Objective
@@ -30,9 +31,10 @@ def split_metrics(model: keras.Model, data: Dataset, tasks: Sequence[TaskSpec], 
     the objective is added only when every task it reads is present.
     """
     names = set(model.output_names)
-    inputs = {k: v for k, v in data.inputs.items() if k in {i.name for i in model.inputs}}
-    targets = {t.name: data.targets[t.name] for t in tasks if t.name in names}
-    logs = model.evaluate(inputs, targets, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
+    arguments = feed(data, EVAL_BATCH, tasks=tuple(t.name for t in tasks if t.name in names))
+    if "y" in arguments:  # arrays: only those the model takes (a pipeline's are the data set's, the model's too)
+        arguments["x"] = {k: v for k, v in arguments["x"].items() if k in {i.name for i in model.inputs}}
+    logs = model.evaluate(**arguments, verbose=0, return_dict=True)
     # Keras names evaluation values as it names training ones: read them as such, name them by their split.
     found = from_keras_logs(logs, model.output_names)
     metrics = {metric_key(task.name, metric, split): found[metric_key(task.name, metric, "train")]

@@ -56,7 +56,7 @@ def make_card(prepared: Prepared, winner: ConfigResult, run: RunResult, table: R
         "spec": spec.to_dict(),
         "inputs": [{"name": i.name, "shape": list(i.shape)} for i in spec.inputs],
         "tasks": [{"name": t.name, "kind": t.kind, "num_classes": t.num_classes, "output_dim": t.output_dim,
-                   "metrics": list(t.metrics)} for t in prepared.tasks],
+                   "metrics": list(t.metrics), "class_names": list(t.class_names)} for t in prepared.tasks],
         "data": {"dataset": data.dataset, "options": dict(data.options), "val_fraction": data.val_fraction,
                  "test_fraction": data.test_fraction, "split_seed": data.split_seed, "stratify": data.stratify,
                  "train_size": _size(prepared.splits.train), "val_size": _size(prepared.splits.val),

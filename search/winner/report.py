@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mtl_models.streaming import feed  # noqa: E402
 from search.experiment.config import load_experiment  # noqa: E402
 from search.experiment.metrics import OBJECTIVE, metric_key, split_key  # noqa: E402
 from search.experiment.prepared import Prepared, prepare  # noqa: E402
@@ -58,7 +59,7 @@ def write_report(run_dir: str | Path, progress: Callable[[str], None] = print) -
         exported = winner.best_run.name
         model = load_model(run_dir / RETRAIN_DIR / exported)
         test = prepared.splits.test
-        predictions = model.predict(dict(test.inputs), batch_size=256, verbose=0)
+        predictions = model.predict(**feed(test, 256, targets=False), verbose=0)
         sections += [f"## The exported run on the test split: {exported}", ""]
         for task in prepared.tasks:
             truth, predicted = np.asarray(test.targets[task.name]), np.asarray(predictions[task.name])
@@ -173,10 +174,12 @@ def _samples(test, predictions: dict, prepared: Prepared):
     images = [i for i in prepared.inputs if len(i.shape) == 3]
     if not images:
         return None
-    image = np.asarray(test.inputs[images[0].name])
-    verdicts = [_sample_verdict(test, predictions, prepared, n) for n in range(len(image))]
+    verdicts = [_sample_verdict(test, predictions, prepared, n) for n in range(len(test))]
     wrong = [n for n, v in enumerate(verdicts) if not v[0]][: GRID // 2]
     chosen = wrong + [n for n, v in enumerate(verdicts) if v[0]][: GRID - len(wrong)]
+    # Only the shown rows are read: images on disk are decoded here, not all of the test split.
+    image = dict(zip(chosen, np.asarray(test.inputs[images[0].name][np.asarray(chosen, dtype=np.intp)])))
+    size = images[0].shape[0]
     figure, axes = plt.subplots(2, GRID // 2, figsize=(GRID, 4.6))
     for ax, n in zip(axes.flat, chosen + [None] * (GRID - len(chosen))):
         ax.set_xticks([])
@@ -184,11 +187,10 @@ def _samples(test, predictions: dict, prepared: Prepared):
         if n is None:
             ax.axis("off")
             continue
-        shown = image[n] if image.shape[-1] == 3 else image[n, ..., 0]
+        shown = image[n] if image[n].shape[-1] == 3 else image[n][..., 0]
         low, high = float(shown.min()), float(shown.max())
         ax.imshow((shown - low) / (high - low or 1.0), cmap=None if shown.ndim == 3 else "gray")
         right, lines, points = verdicts[n]
-        size = image.shape[1]
         for truth, guess in points:
             ax.plot(truth[0] * size - 0.5, truth[1] * size - 0.5, "w+", markersize=8)
             ax.plot(guess[0] * size - 0.5, guess[1] * size - 0.5, "kx", markersize=6)

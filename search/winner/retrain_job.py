@@ -25,6 +25,7 @@ from typing import Any
 import keras
 
 from mtl_models.fine_tune import FineTuneSchedule
+from mtl_models.streaming import feed, validation
 from mtl_models.spec import ModelSpec
 from search.engines.averaging import WeightAverage
 from search.engines.scoring import EpochScorer
@@ -79,7 +80,9 @@ def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: in
     from mtl_models.factory import build_model
 
     model = build_model(spec)
-    train, val = _only(prepared.splits.train, tasks), _only(prepared.splits.val, tasks)
+    names = tuple(t.name for t in tasks)
+    train = feed(prepared.splits.train, batch_size, shuffle=True, seed=job.seed, tasks=names)
+    val = validation(prepared.splits.val, batch_size, tasks=names)
     started = time.time()
     where = {"node": ray.get_runtime_context().get_node_id(), "worker": os.getpid()}  # kept with each epoch's row
 
@@ -101,8 +104,7 @@ def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: in
     trained = backup.restore(model)  # a retry after a lost worker goes on from its last epoch
     started = min(started, scorer.first_step_at or started)  # the wall time counts the epochs trained before
     model.fit(
-        train[0], train[1], batch_size=batch_size, initial_epoch=trained, epochs=epochs, validation_data=val,
-        verbose=0,
+        **train, initial_epoch=trained, epochs=epochs, validation_data=val, verbose=0,
         callbacks=[
             FineTuneSchedule(spec),  # which backbone layers train in each epoch, and the rate's factor
             *([averaging] if averaging else []),  # first: the callbacks after it see the averaged weights
@@ -125,11 +127,6 @@ def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: in
               test_metrics=split_metrics(best, prepared.splits.test, tasks, objective, split="test"), **ran
               ).write(directory)
     backup.clear()
-
-
-def _only(data, tasks):
-    names = {t.name for t in tasks}
-    return dict(data.inputs), {k: v for k, v in data.targets.items() if k in names}
 
 
 def _finite(value: Any) -> bool:

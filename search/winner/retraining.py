@@ -106,6 +106,7 @@ def retrain(run_dir: str | Path, options: RetrainOptions = RetrainOptions(), *, 
         if address:  # every node writes its runs under the run directory: it must be shared
             root.mkdir(parents=True, exist_ok=True)
             cluster.check_shared_storage(root)
+            cluster.check_shared_files(prepared.data_files(), "data folder")
         _run(prepared, jobs, root, epochs, patience, options, progress)
         table = build_table(prepared, configs, _results(root, jobs), key=selection_key(options.by, prepared))
         if options.baselines and table.winner:

@@ -23,11 +23,13 @@ import numpy as np
 import pandas as pd
 
 from mtl_models.data.npz import array_size_problem
+from mtl_models.streaming import feed, validation
 from search.errors import ConfigError
 from search.experiment.config import load_experiment
 from search.experiment.metrics import metric_key, mode
 from search.experiment.prepared import Prepared, prepare
 from search.winner.evaluation import split_metrics
+from search.winner.folder_predictions import predict_folder
 from search.winner.model_dir import EXPERIMENT, check_out_dir, load_model, read_card, software_versions, write_model_dir
 
 __all__ = ["decode", "evaluate", "finetune", "predict", "read_inputs"]
@@ -36,7 +38,7 @@ __all__ = ["decode", "evaluate", "finetune", "predict", "read_inputs"]
 def read_inputs(path: Path, card: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The model's inputs from an NPZ file, checked against the card (ConfigError naming the array)."""
     if not path.is_file():
-        raise ConfigError("inputs", "must be an existing .npz file", str(path))
+        raise ConfigError("inputs", "must be an existing .npz file (or a folder of images)", str(path))
     wanted = card["inputs"]
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -104,7 +106,8 @@ def decode(raw: Mapping[str, np.ndarray], tasks: list[Mapping[str, Any]]) -> dic
 
 def predict(model_dir: str | Path, inputs: str | Path, out: str | Path, *, force: bool = False,
             batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Predict every task for the inputs in ``inputs`` (NPZ) and write them to ``out`` (NPZ)."""
+    """Predict every task for the inputs in ``inputs`` (NPZ) and write them to ``out`` (NPZ); for a folder of
+    images, write a CSV with class names (folder_predictions.py)."""
     model_dir, inputs, out = Path(model_dir), Path(inputs), Path(out)
     card = read_card(model_dir)
     if out.exists() and not out.is_file():
@@ -112,6 +115,8 @@ def predict(model_dir: str | Path, inputs: str | Path, out: str | Path, *, force
                           str(out))
     if out.exists() and not force:
         raise ConfigError("--out", "already exists; choose another file or pass --force to replace it", str(out))
+    if inputs.is_dir():
+        return predict_folder(load_model(model_dir), card, inputs, out, batch_size=batch_size)
     arrays = read_inputs(inputs, card)
     raw = load_model(model_dir).predict(arrays, batch_size=batch_size, verbose=0)
     predictions = decode(raw, card["tasks"])
@@ -179,9 +184,9 @@ def finetune(model_dir: str | Path, task: str, *, out: str | Path | None = None,
     original, val_before = model.get_weights(), split_metrics(model, val, prepared.tasks, split="val")[key]
     stopping = keras.callbacks.EarlyStopping(monitor=key, mode=direction, patience=max(3, epochs // 5),
                                              restore_best_weights=True)
-    history = model.fit(dict(train.inputs), dict(train.targets), validation_data=(dict(val.inputs), dict(val.targets)),
-                        batch_size=card.get("batch_size", prepared.experiment.batch_size), epochs=epochs, verbose=0,
-                        callbacks=[stopping])
+    batch_size = card.get("batch_size", prepared.experiment.batch_size)
+    history = model.fit(**feed(train, batch_size, shuffle=True, seed=card["exported_model"]["seed"]),
+                        validation_data=validation(val, batch_size), epochs=epochs, verbose=0, callbacks=[stopping])
     val_after = split_metrics(model, val, prepared.tasks, split="val")[key]
     improved = val_after < val_before if direction == "min" else val_after > val_before
     if not improved:  # fine-tuning must not make the model worse on the data it is judged by

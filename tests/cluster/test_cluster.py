@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mtl_models.data import load_dataset
+from mtl_models.data.folder import write_image_folder
 from search.engines.trainable import EPOCH_SLEEP_ENV
 from tests.search.conftest import TINY
 
@@ -40,11 +42,15 @@ def _records(run_dir: Path) -> list[dict]:
     return out
 
 
-def test_a_search_runs_trials_on_the_head_and_the_worker(loopback_cluster, tmp_path):
+def test_a_search_from_an_image_folder_runs_trials_on_the_head_and_the_worker(loopback_cluster, tmp_path):
+    """The data streamed from a folder every node sees at the same path (checked on each node first)."""
     loopback_cluster.start("head", "head", cpus=1)
     loopback_cluster.start("worker", "cpu-worker", cpus=1)
     nodes = loopback_cluster.node_ids(expected=2)
-    search = _search(loopback_cluster, _experiment(tmp_path, budget={"trials": 4, "max_epochs": 3}), tmp_path / "r")
+    options = write_image_folder(load_dataset("shapes", **TINY["data"]["options"]), tmp_path / "shapes")
+    data = {**TINY["data"], "dataset": "images", "options": {**options, "cache": "disk"}}
+    experiment = _experiment(tmp_path, data=data, budget={"trials": 4, "max_epochs": 3})
+    search = _search(loopback_cluster, experiment, tmp_path / "r")
     output, _ = search.communicate(timeout=600)
     assert search.returncode == 0, output[-3000:]
     assert f"Ray cluster at {loopback_cluster.address}: 2 node(s)" in output

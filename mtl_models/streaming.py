@@ -1,0 +1,144 @@
+"""Feeding a data set to Keras: arrays as they are, images on disk through a ``tf.data`` pipeline.
+
+``feed(data, batch_size, shuffle=...)`` gives the keyword arguments of ``fit``/``evaluate``/``predict``
+for either kind, so a training loop is written once. The pipeline reads and decodes files in parallel,
+keeps the decoded images (uint8) in a cache when asked (in memory when they fit in
+:data:`MEMORY_CACHE_BYTES`, else in a local folder removed with the pipeline), shuffles file names (and,
+after a cache, images within a window of :data:`SHUFFLE_BYTES`), batches, converts to float32 and
+prefetches. A trial's memory then grows with the cache, not with the number of images.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import weakref
+from collections.abc import Mapping
+from math import prod
+from typing import Any
+
+from mtl_models.data.dataset import Dataset
+from mtl_models.data.image_files import ImageFiles
+
+__all__ = ["MEMORY_CACHE_BYTES", "SHUFFLE_BYTES", "decode_failure", "decode_image", "feed", "is_streamed", "pipeline",
+           "validation"]
+
+MEMORY_CACHE_BYTES = 1 << 30  # decoded pixels (uint8) a trial may keep in memory under cache: auto
+SHUFFLE_BYTES = 32 << 20  # decoded images (uint8) shuffled together once they come from a cache
+CACHE_DIR_ENV = "MTL_IMAGE_CACHE_DIR"  # where cache: disk writes (default: the system's temporary folder)
+
+_pipelines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # data set -> {(batch, shuffle, ...): pipeline}
+
+
+def is_streamed(data: Dataset) -> bool:
+    """True when an input of ``data`` is read from files."""
+    return any(isinstance(a, ImageFiles) for a in data.inputs.values())
+
+
+def feed(data: Dataset, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
+         targets: bool = True, tasks: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``model.fit``/``evaluate``/``predict``: ``x``, ``y``, ``batch_size`` for arrays;
+    ``x`` (a ``tf.data.Dataset``) for images on disk. ``tasks`` limits the targets to those tasks."""
+    names = tuple(data.targets) if tasks is None else tasks
+    if not is_streamed(data):
+        arguments: dict[str, Any] = {"x": dict(data.inputs), "batch_size": batch_size}
+        if targets:
+            arguments["y"] = {k: data.targets[k] for k in names}
+        return arguments
+    key = (batch_size, shuffle, seed, targets, names)
+    built = _pipelines.setdefault(data, {})
+    if key not in built:
+        labels = {k: data.targets[k] for k in names} if targets else None
+        built[key] = pipeline(data.inputs, labels, batch_size, shuffle=shuffle, seed=seed, owner=data)
+    return {"x": built[key]}
+
+
+def validation(data: Dataset, batch_size: int, *, tasks: tuple[str, ...] | None = None) -> Any:
+    """``validation_data`` for ``fit``: an ``(x, y)`` pair of arrays, or a pipeline."""
+    arguments = feed(data, batch_size, tasks=tasks)
+    return arguments["x"] if "y" not in arguments else (arguments["x"], arguments["y"])
+
+
+def decode_image(contents, image_shape: tuple[int, int, int]):
+    """The pixels of one encoded image (PNG, JPEG, BMP or GIF bytes, a scalar string tensor): uint8
+    ``(H, W, C)``, resized (bilinear, with antialiasing) when the file has another height or width. The one
+    decoding rule: training, prediction and the exported model's encoded-bytes signature all use it, so a
+    served JPEG is seen as training saw it."""
+    import tensorflow as tf
+
+    height, width, channels = image_shape
+    image = tf.io.decode_image(contents, channels=channels, expand_animations=False, dtype=tf.uint8)
+    size = tf.shape(image)[:2]
+    resized = tf.cond(
+        tf.reduce_all(tf.equal(size, [height, width])),
+        lambda: image,
+        lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, (height, width), antialias=True)), 0, 255),
+                        tf.uint8),
+    )
+    return tf.ensure_shape(resized, image_shape)
+
+
+def pipeline(inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, batch_size: int, *, shuffle: bool = False,
+             seed: int | None = None, owner: object = None):
+    """A ``tf.data.Dataset`` of batches of ``inputs`` (arrays or :class:`ImageFiles`) and, when given, ``labels``.
+    A disk cache lives as long as ``owner`` (required for one)."""
+    import tensorflow as tf
+
+    images = {k: a for k, a in inputs.items() if isinstance(a, ImageFiles)}
+    slices = {k: (a.paths if k in images else a) for k, a in inputs.items()}
+    ds = tf.data.Dataset.from_tensor_slices((slices, dict(labels)) if labels is not None else slices)
+    cache = _cache_target(owner, images) if images else None
+    length = len(next(iter(inputs.values())))
+    if shuffle:  # names shuffle for free: without a cache every epoch reads every file in a new order
+        ds = ds.shuffle(length, seed=seed, reshuffle_each_iteration=True)
+
+    def decode(x: dict) -> dict:
+        return {k: (decode_image(tf.io.read_file(v), images[k].image_shape) if k in images else v)
+                for k, v in x.items()}
+
+    ds = ds.map((lambda x, y: (decode(x), y)) if labels is not None else decode, num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=not shuffle)
+    if cache is not None:
+        ds = ds.cache(cache)  # holds the first epoch's order, a random one; later epochs reshuffle within a window
+        if shuffle:
+            image_bytes = sum(prod(a.image_shape) for a in images.values())
+            window = max(256, SHUFFLE_BYTES // image_bytes)  # bytes, not images: the same memory at any size
+            ds = ds.shuffle(min(length, window), seed=seed, reshuffle_each_iteration=True)
+
+    def to_float(x: dict) -> dict:
+        return {k: (tf.cast(v, tf.float32) if k in images else v) for k, v in x.items()}
+
+    ds = ds.batch(batch_size).map((lambda x, y: (to_float(x), y)) if labels is not None else to_float)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _cache_target(owner: object, images: dict[str, ImageFiles]) -> str | None:
+    """``""`` (memory), a file prefix in a fresh local folder (disk), or None (no cache)."""
+    choice = next(iter(images.values())).cache
+    if choice == "auto":
+        choice = "memory" if sum(a.nbytes for a in images.values()) <= MEMORY_CACHE_BYTES else "disk"
+    if choice == "none":
+        return None
+    if choice == "memory":
+        return ""
+    folder = tempfile.mkdtemp(prefix="mtl-image-cache-", dir=os.environ.get(CACHE_DIR_ENV) or None)
+    weakref.finalize(owner, shutil.rmtree, folder, True)
+    return os.path.join(folder, "images")
+
+
+def decode_failure(data: Dataset) -> str | None:
+    """Which file of ``data`` cannot be decoded, and why, found by decoding each in turn; None if all can. For
+    the message of a trial whose pipeline failed: the pipeline's own error does not name the file."""
+    import tensorflow as tf
+
+    for files in (a for a in data.inputs.values() if isinstance(a, ImageFiles)):
+        for path, row in zip(files.paths, files.rows):
+            try:
+                decode_image(tf.io.read_file(path), files.image_shape)
+            except (tf.errors.OpError, ValueError) as exc:
+                message = getattr(exc, "message", str(exc)).strip().splitlines()[0]
+                reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", message).strip()  # TensorFlow's wrapping
+                return f"image file {path} (row {row} of the label table) cannot be decoded: {reason}"
+    return None
