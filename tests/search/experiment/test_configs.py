@@ -1,9 +1,12 @@
 """Every shipped experiment file validates in full against its data (no Ray, no training),
 and the experiments for networks (a)-(e) fix the model that ``mtl_models.reference`` builds."""
 
+import shlex
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 import mtl_models
 from search.experiment.config import load_experiment
@@ -23,14 +26,39 @@ NOT_COMPARED = ("name",)
 STATISTICS = ("mean", "variance")
 
 
+FOLDER_SAMPLES = "300"  # enough images for a stratified split; the folder's layout, not its size, is checked here
+
+
+def _with_its_folder(path: Path, tmp: Path) -> Path:
+    """A copy of an ``images`` experiment file beside the folder that its comment's ``write-folder`` line writes.
+
+    The folders are not committed (configs/data/ is ignored): running the line the file tells users to run
+    checks that line too.
+    """
+    from search.cli import main
+
+    text = path.read_text().splitlines()
+    lines = [shlex.split(line.lstrip("# ")) for line in text if "mtl-search write-folder" in line]
+    assert len(lines) == 1, f"{path.name} must say, in one comment line, the write-folder command that writes its data"
+    args = lines[0][2:]
+    out = Path(args[1])
+    assert out.parts[0] == "configs", f"{path.name}: write-folder should write under configs/, not {out}"
+    args[1] = str(tmp / out.relative_to("configs"))
+    args = [a for i, a in enumerate(args) if a != "--n-samples" and (i == 0 or args[i - 1] != "--n-samples")]
+    assert main(["write-folder", *args, "--n-samples", FOLDER_SAMPLES]) == 0
+    return Path(shutil.copy(path, tmp / path.name))
+
+
 @pytest.fixture(scope="module")
-def prepared():
+def prepared(tmp_path_factory):
     """``prepare(load_experiment(path))`` once per file for this module's tests."""
     cache = {}
 
     def get(path):
         if path not in cache:
-            cache[path] = prepare(load_experiment(path))
+            images = yaml.safe_load(path.read_text())["data"]["dataset"] == "images"
+            source = _with_its_folder(path, tmp_path_factory.mktemp(path.stem)) if images else path
+            cache[path] = prepare(load_experiment(source))
         return cache[path]
 
     return get
