@@ -1,8 +1,8 @@
-"""Feeding a data set to Keras: arrays as they are, images on disk through a ``tf.data`` pipeline.
+"""Feeding a data set to Keras: arrays as they are, images and masks on disk through a ``tf.data`` pipeline.
 
 ``feed(data, batch_size, shuffle=...)`` gives the keyword arguments of ``fit``/``evaluate``/``predict``
 for either kind, so a training loop is written once. The pipeline reads and decodes files in parallel,
-keeps the decoded images (uint8) in a cache when asked (in memory when they fit in
+keeps the decoded images and masks (uint8) in a cache when asked (in memory when they fit in
 :data:`MEMORY_CACHE_BYTES`, else in a local folder removed with the pipeline), shuffles file names (and,
 after a cache, images within a window of :data:`SHUFFLE_BYTES`), batches, converts to float32 and
 prefetches. A trial's memory then grows with the cache, not with the number of images.
@@ -20,10 +20,10 @@ from math import prod
 from typing import Any
 
 from mtl_models.data.dataset import Dataset
-from mtl_models.data.image_files import ImageFiles
+from mtl_models.data.image_files import ImageFiles, MaskFiles
 
-__all__ = ["MEMORY_CACHE_BYTES", "SHUFFLE_BYTES", "decode_failure", "decode_image", "feed", "is_streamed", "pipeline",
-           "validation"]
+__all__ = ["MEMORY_CACHE_BYTES", "SHUFFLE_BYTES", "decode_failure", "decode_image", "decode_mask", "feed",
+           "is_streamed", "pipeline", "validation"]
 
 MEMORY_CACHE_BYTES = 1 << 30  # decoded pixels (uint8) a trial may keep in memory under cache: auto
 SHUFFLE_BYTES = 32 << 20  # decoded images (uint8) shuffled together once they come from a cache
@@ -33,8 +33,8 @@ _pipelines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # data set 
 
 
 def is_streamed(data: Dataset) -> bool:
-    """True when an input of ``data`` is read from files."""
-    return any(isinstance(a, ImageFiles) for a in data.inputs.values())
+    """True when an input or a target of ``data`` is read from files."""
+    return any(isinstance(a, (ImageFiles, MaskFiles)) for a in (*data.inputs.values(), *data.targets.values()))
 
 
 def feed(data: Dataset, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
@@ -80,6 +80,29 @@ def decode_image(contents, image_shape: tuple[int, int, int]):
     return tf.ensure_shape(resized, image_shape)
 
 
+def decode_mask(contents, image_hw: tuple[int, int], num_classes: int):
+    """The values of one encoded mask (PNG or BMP bytes): uint8 ``(H, W, 1)``, resized by nearest neighbour when
+    the file has another height or width; an ``InvalidArgumentError`` when a value of a mask of several
+    classes is not a class index."""
+    import tensorflow as tf
+
+    mask = tf.io.decode_image(contents, channels=1, expand_animations=False, dtype=tf.uint8)
+    size = tf.shape(mask)[:2]
+    mask = tf.cond(tf.reduce_all(tf.equal(size, image_hw)), lambda: mask,
+                   lambda: tf.cast(tf.image.resize(mask, image_hw, method="nearest"), tf.uint8))
+    if num_classes > 1:
+        tf.debugging.assert_less(tf.reduce_max(mask), tf.cast(num_classes, tf.uint8),
+                                 message=f"a mask value is not a class index below {num_classes}")
+    return tf.ensure_shape(mask, (*image_hw, 1))
+
+
+def _mask_target(masks, num_classes: int):
+    """A batch of decoded masks as the target the task's loss takes (dataset.py's conventions)."""
+    import tensorflow as tf
+
+    return tf.cast(masks > 0, tf.float32) if num_classes == 1 else tf.cast(tf.squeeze(masks, -1), tf.int32)
+
+
 def pipeline(inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, batch_size: int, *, shuffle: bool = False,
              seed: int | None = None, owner: object = None):
     """A ``tf.data.Dataset`` of batches of ``inputs`` (arrays or :class:`ImageFiles`) and, when given, ``labels``.
@@ -87,9 +110,11 @@ def pipeline(inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, batch_
     import tensorflow as tf
 
     images = {k: a for k, a in inputs.items() if isinstance(a, ImageFiles)}
+    masks = {k: a for k, a in (labels or {}).items() if isinstance(a, MaskFiles)}
     slices = {k: (a.paths if k in images else a) for k, a in inputs.items()}
-    ds = tf.data.Dataset.from_tensor_slices((slices, dict(labels)) if labels is not None else slices)
-    cache = _cache_target(owner, images) if images else None
+    label_slices = {k: (a.paths if k in masks else a) for k, a in (labels or {}).items()}
+    ds = tf.data.Dataset.from_tensor_slices((slices, label_slices) if labels is not None else slices)
+    cache = _cache_target(owner, images, masks) if images or masks else None
     length = len(next(iter(inputs.values())))
     if shuffle:  # names shuffle for free: without a cache every epoch reads every file in a new order
         ds = ds.shuffle(length, seed=seed, reshuffle_each_iteration=True)
@@ -98,27 +123,36 @@ def pipeline(inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, batch_
         return {k: (decode_image(tf.io.read_file(v), images[k].image_shape) if k in images else v)
                 for k, v in x.items()}
 
-    ds = ds.map((lambda x, y: (decode(x), y)) if labels is not None else decode, num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=not shuffle)
+    def decode_masks(y: dict) -> dict:
+        return {k: (decode_mask(tf.io.read_file(v), masks[k].image_hw, masks[k].num_classes) if k in masks else v)
+                for k, v in y.items()}
+
+    ds = ds.map((lambda x, y: (decode(x), decode_masks(y))) if labels is not None else decode,
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     if cache is not None:
         ds = ds.cache(cache)  # holds the first epoch's order, a random one; later epochs reshuffle within a window
         if shuffle:
-            image_bytes = sum(prod(a.image_shape) for a in images.values())
-            window = max(256, SHUFFLE_BYTES // image_bytes)  # bytes, not images: the same memory at any size
+            row_bytes = sum(prod(a.shape[1:]) for a in (*images.values(), *masks.values()))
+            window = max(256, SHUFFLE_BYTES // row_bytes)  # bytes, not images: the same memory at any size
             ds = ds.shuffle(min(length, window), seed=seed, reshuffle_each_iteration=True)
 
     def to_float(x: dict) -> dict:
         return {k: (tf.cast(v, tf.float32) if k in images else v) for k, v in x.items()}
 
-    ds = ds.batch(batch_size).map((lambda x, y: (to_float(x), y)) if labels is not None else to_float)
+    def to_targets(y: dict) -> dict:
+        return {k: (_mask_target(v, masks[k].num_classes) if k in masks else v) for k, v in y.items()}
+
+    ds = ds.batch(batch_size).map((lambda x, y: (to_float(x), to_targets(y))) if labels is not None else to_float)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _cache_target(owner: object, images: dict[str, ImageFiles]) -> str | None:
-    """``""`` (memory), a file prefix in a fresh local folder (disk), or None (no cache)."""
-    choice = next(iter(images.values())).cache
+def _cache_target(owner: object, images: dict[str, ImageFiles], masks: dict[str, MaskFiles]) -> str | None:
+    """``""`` (memory), a file prefix in a fresh local folder (disk), or None (no cache). The images' ``cache``
+    decides (masks come only with images)."""
+    choice = next(iter(images.values())).cache if images else "auto"
     if choice == "auto":
-        choice = "memory" if sum(a.nbytes for a in images.values()) <= MEMORY_CACHE_BYTES else "disk"
+        stored = sum(a.nbytes for a in (*images.values(), *masks.values()))
+        choice = "memory" if stored <= MEMORY_CACHE_BYTES else "disk"
     if choice == "none":
         return None
     if choice == "memory":
@@ -133,12 +167,16 @@ def decode_failure(data: Dataset) -> str | None:
     the message of a trial whose pipeline failed: the pipeline's own error does not name the file."""
     import tensorflow as tf
 
-    for files in (a for a in data.inputs.values() if isinstance(a, ImageFiles)):
+    columns = [(a, "image", lambda path, a=a: decode_image(tf.io.read_file(path), a.image_shape))
+               for a in data.inputs.values() if isinstance(a, ImageFiles)]
+    columns += [(a, "mask", lambda path, a=a: decode_mask(tf.io.read_file(path), a.image_hw, a.num_classes))
+                for a in data.targets.values() if isinstance(a, MaskFiles)]
+    for files, kind, read in columns:
         for path, row in zip(files.paths, files.rows):
             try:
-                decode_image(tf.io.read_file(path), files.image_shape)
+                read(path)
             except (tf.errors.OpError, ValueError) as exc:
                 message = getattr(exc, "message", str(exc)).strip().splitlines()[0]
                 reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", message).strip()  # TensorFlow's wrapping
-                return f"image file {path} (row {row} of the label table) cannot be decoded: {reason}"
+                return f"{kind} file {path} (row {row} of the label table) cannot be decoded: {reason}"
     return None

@@ -19,7 +19,7 @@ __all__ = ["build_parser", "main"]
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-FOLDER_DATASETS = ("digits", "shapes", "glyphs")  # built-in data sets that write-folder can write
+FOLDER_DATASETS = ("digits", "shapes", "glyphs", "segmentation")  # built-in data sets write-folder writes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,11 +126,11 @@ def _add_model_commands(commands) -> None:
         description="Write a built-in data set's images as PNG files under OUT/images/ and its labels as "
                     "OUT/labels.csv: the layout `data.dataset: images` reads. Prints the experiment's data section "
                     "that reads the folder. `digits` (5,000 real MNIST digits, painted) gains the ink's centre, a "
-                    "position target.")
+                    "position target; `segmentation` writes its masks as PNG files under OUT/masks/.")
     folder.add_argument("dataset", choices=FOLDER_DATASETS, help="the built-in data set")
     folder.add_argument("out", type=Path, help="the folder to write (new or empty)")
     folder.add_argument("--n-samples", type=int, default=None, help="images to write (default: the data set's)")
-    folder.add_argument("--image-size", type=int, default=None, help="height and width (shapes, glyphs only)")
+    folder.add_argument("--image-size", type=int, default=None, help="height and width (not digits)")
     folder.add_argument("--seed", type=int, default=0, help="the data set's seed (default 0)")
 
     migrate = commands.add_parser(

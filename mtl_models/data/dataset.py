@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtl_models.data.image_files import ImageFiles
+from mtl_models.data.image_files import ImageFiles, MaskFiles
 from mtl_models.errors import DataError, shown
 from mtl_models.spec import InputSpec, TaskSpec
 
@@ -55,11 +55,12 @@ def _target_dtype(task: TaskSpec) -> np.dtype:
 class Dataset:
     """Named input arrays and one target array per task, all of the same length N.
 
-    ``inputs`` and ``targets`` are stored as fresh dicts (the arrays themselves are not
-    copied). An image input may be :class:`ImageFiles`, read from disk when fed. ``assigned``, when
-    given, says which split each row belongs to (``"train"``, ``"val"`` or ``"test"``: a data set's own
-    split column), and :func:`~mtl_models.data.split.split` keeps it. Construction raises :class:`DataError` when any convention in the
-    module docstring is broken, naming the array and the offending value.
+    ``inputs`` and ``targets`` are stored as fresh dicts (the arrays themselves are not copied). An image
+    input may be :class:`ImageFiles` and a segmentation target :class:`MaskFiles`, read from disk when fed.
+    ``assigned``, when given, says which split each row belongs to (``"train"``, ``"val"`` or ``"test"``: a
+    data set's own split column), and :func:`~mtl_models.data.split.split` keeps it. Construction raises
+    :class:`DataError` when any convention in the module docstring is broken, naming the array and the
+    offending value.
     """
 
     name: str
@@ -110,7 +111,7 @@ class Dataset:
 
     def _check_lengths(self) -> None:
         for key, value in self.targets.items():
-            if not isinstance(value, np.ndarray) or value.ndim == 0:
+            if not isinstance(value, (np.ndarray, MaskFiles)) or value.ndim == 0:
                 raise DataError(f"Data set {self.name!r}, target {key!r}: must be a numpy array with a leading "
                                 f"sample axis, but got {_describe(value)}.")
         lengths = {f"inputs[{k!r}]": _length(v) for k, v in self.inputs.items()}
@@ -137,6 +138,11 @@ class Dataset:
         dtype = _target_dtype(task)
         image_hw = self._image_hw(task)
         expected = target_shape(task, image_hw)
+        if isinstance(array, MaskFiles) and task.kind == "segmentation":
+            if array.shape[1:] != expected or array.dtype != dtype:
+                raise DataError(f"{where}: mask files must read as {dtype} {_shape_text(expected)}, but read as "
+                                f"{array.dtype} {array.shape}.")
+            return  # values checked where the files were read (images.py) and as training reads them
         if not isinstance(array, np.ndarray) or array.dtype != dtype:
             raise DataError(f"{where}: must be a {dtype} numpy array, but got {_describe(array)}.")
         if array.shape[1:] != expected:

@@ -2,7 +2,8 @@
 
 ``write_image_folder(data, out)`` writes ``out/images/<row>.png`` and ``out/labels.csv`` (a ``file`` column,
 then one column per task: class names where the task names its classes, else indices; one column per
-output of a regression) and returns the ``data.options`` that read it back. ``digits_with_centre`` is the
+output of a regression; a segmentation task's mask file, ``out/masks/<task>/<row>.png``; one column per
+feature of a vector input) and returns the ``data.options`` that read it back. ``digits_with_centre`` is the
 real-MNIST example: the digit, the colour it is painted, and the ink's centre (a position target).
 """
 
@@ -35,6 +36,9 @@ def write_image_folder(data: Dataset, out: str | Path, *, image_input: str = "im
                         "nothing in it is overwritten.")
     if image_input not in data.inputs or np.asarray(data.inputs[image_input]).ndim != 4:
         raise DataError(f"Data set {data.name!r} has no image input {image_input!r}.")
+    others = [k for k, a in data.inputs.items() if k != image_input and np.asarray(a).ndim != 2]
+    if others:
+        raise DataError(f"Data set {data.name!r}: a folder holds one image input; {others} cannot be written.")
     images = np.asarray(data.inputs[image_input], dtype=np.float32)
     scale = 255.0 if images.max() <= 1.0 else 1.0
     pixels = np.clip(np.round(images * scale), 0, 255).astype(np.uint8)
@@ -43,11 +47,34 @@ def write_image_folder(data: Dataset, out: str | Path, *, image_input: str = "im
     columns: dict[str, Any] = {"file": [f"images/{i:0{width}d}.png" for i in range(len(pixels))]}
     for path, image in zip(columns["file"], pixels):
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(out / path)
+    vectors = {}
+    for name, array in data.inputs.items():
+        if name != image_input:
+            vectors[name] = [f"{name}_{i}" for i in range(array.shape[1])]
+            columns.update({column: array[:, i] for i, column in enumerate(vectors[name])})
     declared = []
     for task in data.tasks:
-        declared.append(_columns(task, data.targets[task.name], columns))
+        if task.kind == "segmentation":
+            declared.append(_masks(task, data.targets[task.name], out, width, columns))
+        else:
+            declared.append(_columns(task, data.targets[task.name], columns))
     pd.DataFrame(columns).to_csv(out / TABLE, index=False)
-    return {"path": f"{out.name}/{TABLE}", "image_shape": list(images.shape[1:]), "tasks": declared}
+    options = {"path": f"{out.name}/{TABLE}", "image_shape": list(images.shape[1:]), "tasks": declared}
+    return {**options, "inputs": vectors} if vectors else options
+
+
+def _masks(task: TaskSpec, target: np.ndarray, out: Path, width: int, columns: dict[str, Any]) -> dict[str, Any]:
+    """Write ``task``'s masks as grayscale PNGs (one class: 0 and 255, to be seen; else class indices) and add
+    their column; return the task's declaration."""
+    from PIL import Image
+
+    masks = np.asarray(target)
+    values = (masks[..., 0] * 255 if task.num_classes == 1 else masks).astype(np.uint8)
+    (out / "masks" / task.name).mkdir(parents=True)
+    columns[task.name] = [f"masks/{task.name}/{i:0{width}d}.png" for i in range(len(values))]
+    for path, mask in zip(columns[task.name], values):
+        Image.fromarray(mask).save(out / path)
+    return {"name": task.name, "kind": task.kind, "classes": task.num_classes}
 
 
 def _columns(task: TaskSpec, target: np.ndarray, columns: dict[str, Any]) -> dict[str, Any]:

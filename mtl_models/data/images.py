@@ -2,9 +2,10 @@
 
 The table's ``file`` column (``image_column``) holds each image's path relative to the table; one column per
 task holds its label (class names or indices, 0/1, numbers; several columns for a multi-value regression
-or a multilabel task); numeric columns may form vector inputs; an optional column assigns each row to
-``train``, ``val`` or ``test``. Labels are read into memory; the images stay on disk (:class:`ImageFiles`)
-and are streamed by ``tf.data`` when a model trains.
+or a multilabel task; a mask file's path, relative to the table, for segmentation); numeric columns may form
+vector inputs; an optional column assigns each row to
+``train``, ``val`` or ``test``. Labels are read into memory; the images and masks stay on disk
+(:class:`ImageFiles`, :class:`MaskFiles`) and are streamed by ``tf.data`` when a model trains.
 
 Every check that can be made without decoding pixels runs here, before any trial: each error names the
 table, the row (counted from 1, the header not counted) and the column, or the file.
@@ -23,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from mtl_models.data.dataset import Dataset
-from mtl_models.data.image_check import image_problem
-from mtl_models.data.image_files import CACHES, ImageFiles
+from mtl_models.data.image_check import image_problem, mask_problem, mask_value_problem
+from mtl_models.data.image_files import CACHES, ImageFiles, MaskFiles
 from mtl_models.data.table import Table, read_table
 from mtl_models.errors import DataError, shown
 from mtl_models.spec import TaskSpec
@@ -122,7 +123,7 @@ def load_images(source: ImagesSource) -> Dataset:
     inputs: dict[str, Any] = {source.image_input: files}
     for name, columns in source.inputs.items():
         inputs[name] = np.stack([table.numbers(c, where=f"input {name!r}") for c in columns], axis=1)
-    targets = {t.task.name: _target(table, t) for t in source.tasks}
+    targets = {t.task.name: _target(table, t, source.image_shape[:2]) for t in source.tasks}
     assigned = None
     if source.split_column is not None:
         assigned = table.choices(source.split_column, ("train", "val", "test"))
@@ -131,31 +132,49 @@ def load_images(source: ImagesSource) -> Dataset:
 
 
 def _image_files(table: Table, source: ImagesSource) -> ImageFiles:
-    relative = table.strings(source.image_column)
-    folder = Path(source.path).resolve().parent
+    channels = source.image_shape[2]
+    paths = _checked_files(table, source.image_column, lambda path: image_problem(path, channels))
+    return ImageFiles(paths, source.image_shape, np.arange(1, len(paths) + 1), source.cache)
+
+
+def _mask_files(table: Table, declared: ImagesTask, image_hw: tuple[int, int]) -> MaskFiles:
+    column = declared.columns[0]
+    if len(declared.columns) != 1:
+        raise DataError(f"Task {declared.task.name!r}: a segmentation task reads one column of mask files, but "
+                        f"`columns` names {len(declared.columns)}.")
+    paths = _checked_files(table, column, mask_problem)
+    masks = MaskFiles(paths, image_hw, declared.task.num_classes, np.arange(1, len(paths) + 1))
+    if found := mask_value_problem(masks):
+        raise DataError(table.at(found[0], column, found[1]))
+    return masks
+
+
+def _checked_files(table: Table, column: str, problem_of: Any) -> np.ndarray:
+    """The absolute paths of ``column``'s files, each inside the table's folder, named once, and without the
+    problem ``problem_of(path)`` finds; a :class:`DataError` naming the row and the column otherwise."""
+    relative = table.strings(column)
+    folder = Path(table.path).resolve().parent
     paths = []
     for row, name in enumerate(relative, start=1):
         full = os.path.normpath(folder / name)
         if os.path.isabs(name) or not full.startswith(str(folder) + os.sep):
-            raise DataError(table.at(row, source.image_column, f"the path {name!r} leaves the table's folder "
+            raise DataError(table.at(row, column, f"the path {name!r} leaves the table's folder "
                                      f"{str(folder)!r}; give paths inside it, relative to the table"))
         paths.append(full)
     seen: dict[str, int] = {}
     for row, path in enumerate(paths, start=1):
         if path in seen:
-            raise DataError(table.at(row, source.image_column, f"repeats the file of row {seen[path]} "
-                                     f"({relative[row - 1]!r}); each image must have one row"))
+            raise DataError(table.at(row, column, f"repeats the file of row {seen[path]} "
+                                     f"({relative[row - 1]!r}); each file must have one row"))
         seen[path] = row
-    channels = source.image_shape[2]
     with ThreadPoolExecutor(max_workers=8) as pool:  # file opens wait on the disk, not the interpreter
-        problems = pool.map(lambda p: image_problem(p, channels), paths, chunksize=64)
-        for row, (path, problem) in enumerate(zip(paths, problems), start=1):
+        for row, (path, problem) in enumerate(zip(paths, pool.map(problem_of, paths, chunksize=64)), start=1):
             if problem:
-                raise DataError(table.at(row, source.image_column, f"{problem}: {path}"))
-    return ImageFiles(np.asarray(paths), source.image_shape, np.arange(1, len(paths) + 1), source.cache)
+                raise DataError(table.at(row, column, f"{problem}: {path}"))
+    return np.asarray(paths)
 
 
-def _target(table: Table, declared: ImagesTask) -> np.ndarray:
+def _target(table: Table, declared: ImagesTask, image_hw: tuple[int, int]) -> np.ndarray | MaskFiles:
     task = declared.task
     columns = declared.columns
     if task.kind == "classification":
@@ -174,8 +193,7 @@ def _target(table: Table, declared: ImagesTask) -> np.ndarray:
     if task.kind == "regression":
         low, high = (0.0, 1.0) if task.activation == "sigmoid" else (None, None)
         return np.stack([table.numbers(c, where=f"task {task.name!r}", low=low, high=high) for c in columns], axis=1)
-    raise DataError(f"Task {task.name!r}: the images data set does not read {task.kind} labels yet (masks as files); "
-                    "use an npz file for segmentation.")
+    return _mask_files(table, declared, image_hw)
 
 
 def source_from_options(**options: Any) -> ImagesSource:

@@ -61,12 +61,13 @@ class Prepared:
         return spec, batch_size
 
     def data_files(self, sample: int = 16) -> list[str]:
-        """Files the trials read from disk: the label table and a spread of the images (every node of a
-        cluster must see them); empty for data held in memory."""
-        from mtl_models.data.image_files import ImageFiles
+        """Files the trials read from disk: the label table and a spread of the images and masks (every node of
+        a cluster must see them); empty for data held in memory."""
+        from mtl_models.data.image_files import ImageFiles, MaskFiles
 
         files = [f for part in (self.splits.train, self.splits.val, self.splits.test)
-                 for f in part.inputs.values() if isinstance(f, ImageFiles) and len(f)]
+                 for f in (*part.inputs.values(), *part.targets.values())
+                 if isinstance(f, (ImageFiles, MaskFiles)) and len(f)]
         if not files:
             return []
         paths = [str(p) for f in files for p in f.paths[:: max(1, len(f) // sample)][:sample]]

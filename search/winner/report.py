@@ -61,7 +61,7 @@ def write_report(run_dir: str | Path, progress: Callable[[str], None] = print) -
         test = prepared.splits.test
         predictions = model.predict(**feed(test, 256, targets=False), verbose=0)
         sections += [f"## The exported run on the test split: {exported}", ""]
-        for task in prepared.tasks:
+        for task in (t for t in prepared.tasks if t.kind in ("classification", "regression")):  # pictured kinds
             truth, predicted = np.asarray(test.targets[task.name]), np.asarray(predictions[task.name])
             if task.kind == "classification":
                 figure, f1 = _confusion(truth, predicted.argmax(-1), task.num_classes, task.name)
@@ -152,19 +152,17 @@ def _regression(truth: np.ndarray, predicted: np.ndarray, name: str):
 def _sample_verdict(test, predictions: dict, prepared: Prepared, n: int) -> tuple[bool, list[str], list]:
     """Whether every task is right for sample ``n``, a caption line per task, and points to mark."""
     lines, right, points = [], True, []
-    for task in prepared.tasks:
+    for task in (t for t in prepared.tasks if t.kind in ("classification", "regression")):  # captioned kinds
         truth, guess = np.asarray(test.targets[task.name][n]), np.asarray(predictions[task.name][n])
         if task.kind == "classification":
             ok = int(guess.argmax()) == int(truth)
             lines.append(f"{task.name} {int(guess.argmax())}{'' if ok else f'≠{int(truth)}'}")
-        elif task.kind == "regression":
+        else:  # regression
             error = float(np.linalg.norm(guess - truth))
             ok = error <= 0.05 if task.activation == "sigmoid" else True  # within 5 % of a [0, 1] target
             lines.append(f"{task.name} ±{error:.3f}")
             if task.output_dim == 2 and task.activation == "sigmoid":
                 points.append((truth, guess))
-        else:
-            continue
         right &= ok
     return right, lines, points
 

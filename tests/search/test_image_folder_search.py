@@ -114,3 +114,26 @@ def _damage(path: Path) -> None:
     for i in range(60, len(raw) - 20):
         raw[i] ^= 0x5A
     path.write_bytes(bytes(raw))
+
+
+def test_a_search_reads_segmentation_masks_and_vector_inputs_from_the_folder(tmp_path):
+    from mtl_models.data import load_segmentation
+
+    options = write_image_folder(load_segmentation(n_samples=120, image_size=16), tmp_path / "seg")
+    experiment = {
+        "name": "masks", "seed": 0,
+        "data": {"dataset": "images", "options": options, "split": {"val_fraction": 0.25, "test_fraction": 0.2}},
+        "model": {"backbone": {"blocks": 2, "filters": 8, "vector_units": 8, "dense_units": 16},
+                  "heads": {"label": {"units": 8}, "mask": {"units": 8}, "value": {"units": 8}}},
+        "space": {"optimizer.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True}},
+        "budget": {"trials": 1, "max_epochs": 2}, "batch_size": 16,
+    }
+    path = tmp_path / "masks.yaml"
+    path.write_text(yaml.safe_dump(experiment, sort_keys=False))
+    results = tmp_path / "results"
+    assert main(["run", str(path), "--results-dir", str(results)]) == 0
+    (record,) = load_records(results / "masks")
+    assert record.status == "completed" and record.epochs == 2, record.failure
+    assert 0.0 <= record.task_metrics["val_mask_iou"] <= 1.0, record.task_metrics
+    assert main(["retrain", str(results / "masks"), "--top-k", "1", "--seeds", "0", "--epochs", "1"]) == 0
+    assert (results / "masks" / "report.md").is_file()  # the report leaves masks out of its per-task pictures
