@@ -2,144 +2,22 @@
 
 Bad input (an invalid experiment, data file or argument) prints one error naming the
 field and exits with status 2 before anything starts; an interrupted search prints the
-command that resumes it.
+command that resumes it. The arguments are in :mod:`search.cli.parser`, what each command does
+in :mod:`search.cli.commands`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import sys
 import threading
-from pathlib import Path
 
-__all__ = ["build_parser", "main"]
+from search.cli.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from search.cli.parser import build_parser
 
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-FOLDER_DATASETS = ("digits", "shapes", "glyphs", "segmentation")  # built-in data sets write-folder writes
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``mtl-search`` and its subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="mtl-search",
-        description="Distributed hyperparameter search for multi-task Keras models (Ray Tune + Optuna).",
-        epilog="Example: mtl-search run configs/shapes.yaml; mtl-search results results/shapes; "
-               "mtl-search retrain results/shapes; mtl-search export results/shapes --out results/shapes/export",
-    )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = commands.add_parser("run", help="run a search from an experiment file",
-                              description="Run a search. Without --address (or $RAY_ADDRESS) a local Ray is "
-                                          "started on 127.0.0.1.")
-    run.add_argument("experiment", type=Path, help="the experiment YAML file (see configs/)")
-    run.add_argument("--results-dir", type=Path, default=Path("results"),
-                     help="where run directories go (default: results/); the run writes results/<name>/, or "
-                          "results/<name>-N if that already holds a search")
-    run.add_argument("--address", default=None,
-                     help="join the Ray cluster at this address (default: $RAY_ADDRESS, else a local Ray)")
-    run.add_argument("--storage", type=Path, default=None,
-                     help="with --address: a directory every node mounts at the same path, for trial checkpoints "
-                          "(default: the run directory, which must then be shared)")
-
-    resume = commands.add_parser("resume", help="continue an interrupted search",
-                                 description="Continue a search; finished trials are kept and not re-run.")
-    resume.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
-    resume.add_argument("--address", default=None, help="the Ray cluster (default: the one the search ran on)")
-
-    results = commands.add_parser("results", help="print a search's leaderboard",
-                                  description="Print the leaderboard of a run directory, fitted to the terminal.")
-    results.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
-    results.add_argument("--width", type=int, default=100, help="table width in columns (default: 100)")
-    _add_model_commands(commands)
-    return parser
-
-
-def _add_model_commands(commands) -> None:
-    retrain = commands.add_parser(
-        "retrain", help="retrain the best configurations across seeds and judge them on the test split",
-        description="Retrain the top-K trials of a search once per seed (as Ray Tune trials), with early stopping, "
-                    "reduce-LR-on-plateau, a best checkpoint by the objective and TensorBoard logs; evaluate each on "
-                    "the test split; write retrain/retrain.md and report.md. Finished runs are kept: run it again "
-                    "to continue an interrupted retrain.")
-    retrain.add_argument("run_dir", type=Path, help="the search's run directory, e.g. results/shapes")
-    retrain.add_argument("--top-k", type=int, default=3, help="how many of the best configurations (default: 3)")
-    retrain.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds (default: 42 43 44)")
-    retrain.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the search's max_epochs, or without one the most epochs the "
-                         "retrained configurations trained in the search)")
-    retrain.add_argument("--patience", type=int, default=None,
-                         help="early-stopping patience in epochs (default: a fifth of the budget, at least 3)")
-    retrain.add_argument("--by", default="objective",
-                         help="pick the winner by the mean of: 'objective' (default) or TASK[.METRIC], e.g. B.accuracy")
-    retrain.add_argument("--baselines", action="store_true",
-                         help="also train each task alone with the winner's network and report Δm%%")
-    retrain.add_argument("--concurrency", type=int, default=None, help="runs at a time (default: the experiment's)")
-    retrain.add_argument("--address", default=None, help="the Ray cluster (default: the one the search ran on)")
-
-    export = commands.add_parser("export", help="write the retrained winner as .keras + SavedModel + model card",
-                                 description="Export the winner of `retrain`: model.keras, saved_model/, "
-                                             "model_card.json and model_card.md.")
-    export.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
-    export.add_argument("--out", type=Path, required=True, help="the model directory to write (must not exist)")
-    export.add_argument("--force", action="store_true", help="replace --out if it exists")
-
-    predict = commands.add_parser("predict", help="per-task predictions of an exported model",
-                                  description="Predict every task for the arrays in an NPZ file (named as the "
-                                              "model's inputs, raw values), written as an NPZ; or for the image "
-                                              "files in a folder, written as a CSV with class names.")
-    predict.add_argument("model_dir", type=Path, help="an exported model directory")
-    predict.add_argument("inputs", type=Path, help="an .npz file with one array per model input, or a folder of "
-                                                   "images (PNG, JPEG, BMP, GIF)")
-    predict.add_argument("--out", type=Path, required=True,
-                         help="where to write the predictions (.npz; .csv for a folder)")
-    predict.add_argument("--force", action="store_true", help="replace --out if it exists")
-
-    evaluate = commands.add_parser("evaluate", help="recompute an exported model's test metrics",
-                                   description="Rebuild the test split from the model card's data set and seeds, "
-                                               "recompute the metrics and show them beside the card's.")
-    evaluate.add_argument("model_dir", type=Path, help="an exported model directory")
-
-    finetune = commands.add_parser("finetune", help="freeze the backbone and fine-tune one head",
-                                   description="Network (e)'s step: freeze the shared backbone, train one task's "
-                                               "head, and write the result as a new model directory.")
-    finetune.add_argument("model_dir", type=Path, help="an exported model directory")
-    finetune.add_argument("--task", required=True, help="the task whose head is trained")
-    finetune.add_argument("--freeze", default="backbone", help="what stays frozen (default and only: backbone)")
-    finetune.add_argument("--out", type=Path, default=None,
-                          help="the new model directory (default: MODEL_DIR-finetuned-TASK)")
-    finetune.add_argument("--epochs", type=int, default=None,
-                          help="epochs (default: the search's max_epochs, or without one the model's own epochs)")
-    finetune.add_argument("--learning-rate", type=float, default=None,
-                          help="learning rate (default: a tenth of the model's)")
-    finetune.add_argument("--force", action="store_true", help="replace --out if it exists")
-
-    report = commands.add_parser("report", help="rewrite report.md and its plots for a retrained run",
-                                 description="Write results/<name>/report.md with PNG plots (written by retrain too).")
-    report.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
-
-    folder = commands.add_parser(
-        "write-folder", help="write a built-in data set as an image folder with a label table",
-        description="Write a built-in data set's images as PNG files under OUT/images/ and its labels as "
-                    "OUT/labels.csv: the layout `data.dataset: images` reads. Prints the experiment's data section "
-                    "that reads the folder. `digits` (5,000 real MNIST digits, painted) gains the ink's centre, a "
-                    "position target; `segmentation` writes its masks as PNG files under OUT/masks/.")
-    folder.add_argument("dataset", choices=FOLDER_DATASETS, help="the built-in data set")
-    folder.add_argument("out", type=Path, help="the folder to write (new or empty)")
-    folder.add_argument("--n-samples", type=int, default=None, help="images to write (default: the data set's)")
-    folder.add_argument("--image-size", type=int, default=None, help="height and width (not digits)")
-    folder.add_argument("--seed", type=int, default=0, help="the data set's seed (default 0)")
-
-    migrate = commands.add_parser(
-        "migrate", help="convert a run or model directory written by an earlier mtl-search",
-        description="Rename the metric keys of a run directory (its trial records, retrain results and tables, and "
-                    "the exported models inside it) or of an exported model directory so that every key names its "
-                    "split (val_shape_accuracy, test_objective), and rebuild the tables from them. Nothing is "
-                    "retrained. A directory that is current already is left as it is.")
-    migrate.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="run or model directories")
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "build_parser", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,13 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from mtl_models.errors import MtlError
 
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "resume":
-            return _resume(args)
-        if args.command == "results":
-            return _results(args)
-        return _MODEL_COMMANDS[args.command](args)
+        return COMMANDS[args.command](args)
     except MtlError as exc:  # ConfigError, SearchError, SpecError, DataError: the user can fix these
         print(f"mtl-search: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -182,128 +54,6 @@ def _one_line(message: str, limit: int = 470) -> str:
 
 def _terminated(signum, frame) -> None:
     raise KeyboardInterrupt
-
-
-def _run(args) -> int:
-    from search.api import run
-    from search.rundir.render import render_table
-
-    frame = run(args.experiment, results_dir=args.results_dir, address=args.address, storage=args.storage,
-                progress=_say)
-    print(render_table(frame, width=100))
-    print(f"\nLeaderboard: {frame.attrs['run_dir']}/leaderboard.md")
-    return EXIT_INTERRUPTED if frame.attrs.get("interrupted") else 0
-
-
-def _resume(args) -> int:
-    from search.api import resume
-    from search.rundir.render import render_table
-
-    frame = resume(args.run_dir, address=args.address, progress=_say)
-    print(render_table(frame, width=100))
-    return EXIT_INTERRUPTED if frame.attrs.get("interrupted") else 0
-
-
-def _results(args) -> int:
-    from search.api import results
-    from search.rundir.render import render_table
-
-    if args.width < 40:
-        print(f"mtl-search: error: Invalid `--width`: must be >= 40. Received: --width={args.width}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(render_table(results(args.run_dir), width=args.width))
-    return 0
-
-
-def _retrain(args) -> int:
-    from search.winner.retraining import RetrainOptions, retrain
-
-    options = RetrainOptions(top_k=args.top_k, seeds=tuple(args.seeds), epochs=args.epochs, patience=args.patience,
-                             by=args.by, baselines=args.baselines, concurrency=args.concurrency)
-    table = retrain(args.run_dir, options, address=args.address, progress=_say)
-    print()
-    print(table.render_markdown())
-    return 0
-
-
-def _export(args) -> int:
-    from search.winner.exporting import export
-
-    out = export(args.run_dir, args.out, force=args.force)
-    print(f"Exported to {out}/: model.keras, saved_model/, model_card.json, model_card.md")
-    return 0
-
-
-def _predict(args) -> int:
-    from search.winner.using import predict
-
-    predictions = predict(args.model_dir, args.inputs, args.out, force=args.force)
-    rows = len(next(iter(predictions.values())))
-    print(f"Wrote {rows} predictions to {args.out}: {', '.join(sorted(predictions))}")
-    return 0
-
-
-def _evaluate(args) -> int:
-    from search.winner.using import evaluate
-
-    frame = evaluate(args.model_dir)
-    print(frame.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
-    return 0
-
-
-def _finetune(args) -> int:
-    from search.winner.using import finetune
-
-    out = finetune(args.model_dir, args.task, out=args.out, freeze=args.freeze, epochs=args.epochs,
-                   learning_rate=args.learning_rate, force=args.force, progress=_say)
-    print(f"Fine-tuned model written to {out}/ (see model_card.md)")
-    return 0
-
-
-def _report(args) -> int:
-    from search.winner.report import write_report
-
-    write_report(args.run_dir, progress=_say)
-    return 0
-
-
-def _write_folder(args) -> int:
-    import yaml
-
-    from mtl_models.data import load_dataset
-    from mtl_models.data.folder import digits_with_centre, write_image_folder
-    from search.errors import ConfigError
-
-    options = {k: v for k, v in (("n_samples", args.n_samples), ("image_size", args.image_size)) if v is not None}
-    if args.dataset == "digits":
-        if "image_size" in options:
-            raise ConfigError("--image-size", "is fixed at 28 for digits", args.image_size)
-        data = digits_with_centre(seed=args.seed, **options)
-    else:
-        data = load_dataset(args.dataset, seed=args.seed, **options)
-    section = write_image_folder(data, args.out)
-    section["path"] = str(args.out / "labels.csv")
-    print(f"Wrote {len(data)} images to {args.out}/images/ and their labels to {args.out}/labels.csv. An experiment "
-          "reads them with this data section (a relative path is read from the experiment file's folder):\n")
-    print(yaml.safe_dump({"data": {"dataset": "images", "options": section}}, sort_keys=False, width=100,
-                         default_flow_style=None))
-    return 0
-
-
-def _migrate(args) -> int:
-    from search.migration import migrate
-
-    for path in args.paths:
-        migrate(path, progress=_say)
-    return 0
-
-
-_MODEL_COMMANDS = {"retrain": _retrain, "export": _export, "predict": _predict, "evaluate": _evaluate,
-                   "finetune": _finetune, "report": _report, "write-folder": _write_folder, "migrate": _migrate}
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 def _quiet(*, tensorflow: bool) -> None:
@@ -323,7 +73,3 @@ def _quiet(*, tensorflow: bool) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

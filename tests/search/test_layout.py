@@ -68,9 +68,9 @@ def _graph() -> dict[str, set[str]]:
             for name, path in MODULES.items() if name != "search"}
 
 
-def test_the_package_has_the_four_rooms():
+def test_the_package_has_the_four_rooms_and_the_command():
     rooms = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
-    assert rooms == {"experiment", "engines", "rundir", "winner"}
+    assert rooms == {"cli", "experiment", "engines", "rundir", "winner"}  # cli: the command's parser and handlers
 
 
 def test_imports_flow_one_way():
