@@ -12,16 +12,16 @@ from typing import Callable
 import pandas as pd
 import yaml
 
-from search.errors import ConfigError, redact
+from search.errors import ConfigError
 from search.experiment.config import Experiment, load_experiment
 from search.experiment.metrics import OBJECTIVE
 from search.experiment.prepared import Prepared, prepare
 from search.rundir.directory import (RUN_FILE, check_study_storage, check_writable, choose_run_dir, create_run_dir,
                                      read_run_info, record_session)
-from search.rundir.leaderboard import build_leaderboard, leaderboard_spec, write_leaderboard
+from search.rundir.leaderboard import LeaderboardSpec, build_leaderboard, leaderboard_spec, write_leaderboard
 from search.rundir.records import FINISHED, TRIALS_DIR, UNFINISHED, load_records
 
-__all__ = ["run", "resume", "results", "resume_command"]
+__all__ = ["run", "resume", "results", "resume_command", "retrain_table", "run_leaderboard_spec"]
 
 
 def resume_command(run_dir: Path) -> str:
@@ -78,7 +78,7 @@ def run(experiment: Experiment | str | Path, *, results_dir: str | Path = "resul
             progress(f"{Path(results_dir) / experiment.name} holds an earlier search; this one writes to {run_dir}")
         progress(f"Search {experiment.name!r}: {experiment.budget.describe()}, {experiment.concurrency} at a time, "
                  f"on {description}.")
-        study = (f"study: optuna-dashboard {redact(info.study_storage)}" if experiment.engine == "ray-tune"
+        study = (f"study: mtl-search dashboard {run_dir}" if experiment.engine == "ray-tune"
                  else f"KerasTuner state: {run_dir / 'keras_tuner'}")
         progress(f"Objective: {prepared.objective.describe()}. Results: {run_dir}/leaderboard.md; {study}")
         return _drive(prepared, run_dir, storage_path, study_storage, progress, command="run", started=started)
@@ -116,11 +116,28 @@ def resume(run_dir: str | Path, *, address: str | None = None,
 
 
 def results(run_dir: str | Path) -> pd.DataFrame:
-    """The leaderboard of a run directory (rebuilt from its trial records)."""
+    """The leaderboard of a run directory, rebuilt from its trial records (nothing is written): one row per
+    trial, ranked; columns ``rank``, ``trial``, ``status``, ``objective`` (the best validation objective, what
+    the search ranks by), each task's best validation metric (``val_shape_accuracy``), the sampled parameters,
+    ``epochs``, ``wall_s``."""
+    return build_leaderboard(load_records(run_dir), run_leaderboard_spec(run_dir))
+
+
+def run_leaderboard_spec(run_dir: str | Path) -> LeaderboardSpec:
+    """What the leaderboard of ``run_dir`` shows (its objective, task columns and parameter ranges), from the
+    run's copy of its experiment."""
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
-    experiment = load_experiment(run_dir / info.experiment_file)
-    return write_leaderboard(run_dir, load_records(run_dir), leaderboard_spec(prepare(experiment)))
+    return leaderboard_spec(prepare(load_experiment(run_dir / info.experiment_file)))
+
+
+def retrain_table(run_dir: str | Path) -> pd.DataFrame:
+    """The retrain table of a run directory (``retrain/retrain.csv``'s rows): one row per retrained
+    configuration, ranked; columns ``rank``, ``config``, ``search_rank``, ``seeds``, the mean and std over
+    seeds of each test metric (``test_objective_mean``, ``test_shape_accuracy_std``) and ``param.<name>``."""
+    from search.winner.retrain_table import load_table
+
+    return load_table(run_dir).to_frame()
 
 
 def _drive(prepared: Prepared, run_dir: Path, storage_path: Path, study_storage: str,

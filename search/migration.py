@@ -19,8 +19,9 @@ from typing import Any, Callable, Mapping
 from search.errors import ConfigError
 from search.experiment.metrics import OBJECTIVE, SPLITS, Split, split_key
 from search.rundir.directory import FORMAT, RETRAIN_DIR, RUN_FILE, stored_format
-from search.rundir.records import TRIALS_DIR, TrialRecord, atomic_write
-from search.winner.model_dir import CARD_JSON, CARD_MD, render_card
+from search.rundir.records import TRIALS_DIR, TrialRecord, atomic_write, load_records
+from search.winner.cards import render_card
+from search.winner.model_dir import CARD_JSON, CARD_MD
 from search.winner.retrain_table import TABLE_FILE, RetrainTable
 from search.winner.runs import RESULT_FILE
 
@@ -67,9 +68,11 @@ def _run_dir(run_dir: Path) -> list[Path]:
     atomic_write(run_dir / RUN_FILE, json.dumps({**stored, "format": FORMAT}, indent=2) + "\n")
     written.append(run_dir / RUN_FILE)
     if any((run_dir / TRIALS_DIR).glob("*.json")):
-        from search.api import results
+        from search.api import run_leaderboard_spec
+        from search.rundir.leaderboard import write_leaderboard
 
-        results(run_dir)  # the leaderboard's columns, rebuilt from the converted records
+        # The leaderboard's columns, rebuilt from the converted records.
+        write_leaderboard(run_dir, load_records(run_dir), run_leaderboard_spec(run_dir))
         written += [run_dir / "leaderboard.csv", run_dir / "leaderboard.md"]
     return written
 

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    _quiet(tensorflow=args.command not in ("run", "resume"))
+    _quiet(tensorflow=args.command not in ("run", "resume", "dashboard"))
     if threading.current_thread() is threading.main_thread():  # SIGTERM as Ctrl-C: it stops cleanly, ends its Ray
         signal.signal(signal.SIGTERM, _terminated)
     from mtl_models.errors import MtlError
@@ -59,7 +59,7 @@ def _terminated(signum, frame) -> None:
 def _quiet(*, tensorflow: bool) -> None:
     """Keep TensorFlow's and Ray's start-up chatter out of the user's terminal. ``tensorflow``: import it now,
     quietly; ``run`` and ``resume`` do not, as their driver never needs it (the KerasTuner engine imports it
-    quietly itself), and Ray starts sooner without waiting for it."""
+    quietly itself), and Ray starts sooner without waiting for it; nor does ``dashboard``, which trains nothing."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -32,13 +32,37 @@ def _resume(args) -> int:
 
 
 def _results(args) -> int:
-    from search.api import results
-    from search.rundir.render import render_table
+    from search.api import results, retrain_table
+    from search.rundir.render import render_markdown, render_table
 
     if args.width < 40:
         print(f"mtl-search: error: Invalid `--width`: must be >= 40. Received: --width={args.width}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(render_table(results(args.run_dir), width=args.width))
+    frame = retrain_table(args.run_dir) if args.retrain else results(args.run_dir)
+    if args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(frame.to_json(orient="records", indent=1))
+    elif args.retrain:  # md and table: as retrain/retrain.md
+        from search.winner.retrain_table import load_table
+
+        print(load_table(args.run_dir).render_markdown(), end="")
+    elif args.format == "md":
+        print(render_markdown(frame, title=args.run_dir.resolve().name), end="")
+    else:
+        print(render_table(frame, width=args.width))
+    return 0
+
+
+def _dashboard(args) -> int:
+    from search.winner.dashboard import open_dashboard
+
+    try:
+        with open_dashboard(args.run_dir, port=args.port) as dashboard:
+            print(f"Optuna dashboard of {args.run_dir}: {dashboard.url}  (Ctrl-C stops it)", flush=True)
+            dashboard.serve()  # until Ctrl-C or SIGTERM
+    except KeyboardInterrupt:  # one that came before it served: Ctrl-C is how it ends, not an error
+        pass
     return 0
 
 
@@ -54,10 +78,18 @@ def _retrain(args) -> int:
 
 
 def _export(args) -> int:
-    from search.winner.exporting import export
+    import json
 
-    out = export(args.run_dir, args.out, force=args.force)
-    print(f"Exported to {out}/: model.keras, saved_model/, model_card.json, model_card.md")
+    from search.winner.exporting import export
+    from search.winner.model_dir import CARD_JSON
+
+    out = export(args.run_dir, args.out, force=args.force, formats=args.format)
+    card = json.loads((out / CARD_JSON).read_text())
+    files = [f + "/" if not f.endswith((".keras", ".onnx", ".tflite")) else f for f in card["files"].values()]
+    print(f"Exported to {out}/: {', '.join(files)}, model_card.json, model_card.md, README.md")
+    if needed := (card.get("litert") or {}).get("tensorflow_ops"):
+        print(f"model.tflite needs TensorFlow ops LiteRT has no kernel for ({', '.join(needed)}): run it with the "
+              "Flex delegate (see README.md)")
     return 0
 
 
@@ -125,8 +157,8 @@ def _migrate(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "resume": _resume, "results": _results, "retrain": _retrain, "export": _export,
-            "predict": _predict, "evaluate": _evaluate, "finetune": _finetune, "report": _report,
+COMMANDS = {"run": _run, "resume": _resume, "results": _results, "dashboard": _dashboard, "retrain": _retrain,
+            "export": _export, "predict": _predict, "evaluate": _evaluate, "finetune": _finetune, "report": _report,
             "write-folder": _write_folder, "migrate": _migrate}
 
 

@@ -39,12 +39,30 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
     resume.add_argument("--address", default=None, help="the Ray cluster (default: the one the search ran on)")
 
-    results = commands.add_parser("results", help="print a search's leaderboard",
-                                  description="Print the leaderboard of a run directory, fitted to the terminal.")
+    results = commands.add_parser("results", help="print a search's leaderboard or retrain table",
+                                  description="Print the leaderboard (or with --retrain the retrain table) of a run "
+                                              "directory, fitted to the terminal or as Markdown, CSV or JSON.")
     results.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
     results.add_argument("--width", type=int, default=100, help="table width in columns (default: 100)")
+    results.add_argument("--format", choices=("table", "md", "csv", "json"), default="table",
+                         help="table (fitted to --width, default), md (as leaderboard.md), csv or json (one object "
+                              "per row); printed to stdout, no file is written")
+    results.add_argument("--retrain", action="store_true",
+                         help="the retrain table (one row per retrained configuration) instead of the leaderboard")
+    _add_dashboard_command(commands)
     _add_model_commands(commands)
     return parser
+
+
+def _add_dashboard_command(commands) -> None:
+    dashboard = commands.add_parser(
+        "dashboard", help="open a search's Optuna study in optuna-dashboard (on 127.0.0.1)",
+        description="Serve optuna-dashboard on the run's Optuna study, bound to 127.0.0.1 only, until Ctrl-C. Each "
+                    "trial carries its leaderboard row's status, best validation metrics and epochs as user "
+                    "attributes, and its Ray Tune trial id (ray_trial_id). Searches with engine keras-tuner keep "
+                    "no study.")
+    dashboard.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
+    dashboard.add_argument("--port", type=int, default=None, help="the port (default: a free one)")
 
 
 def _add_model_commands(commands) -> None:
@@ -69,11 +87,16 @@ def _add_model_commands(commands) -> None:
     retrain.add_argument("--concurrency", type=int, default=None, help="runs at a time (default: the experiment's)")
     retrain.add_argument("--address", default=None, help="the Ray cluster (default: the one the search ran on)")
 
-    export = commands.add_parser("export", help="write the retrained winner as .keras + SavedModel + model card",
-                                 description="Export the winner of `retrain`: model.keras, saved_model/, "
-                                             "model_card.json and model_card.md.")
+    export = commands.add_parser(
+        "export", help="write the retrained winner as .keras, SavedModel, ONNX or LiteRT, with model cards",
+        description="Export the winner of `retrain`: model.keras, the formats of --format, model_card.json, "
+                    "model_card.md, README.md (a Hugging Face Hub model card) and experiment.yaml.")
     export.add_argument("run_dir", type=Path, help="the run directory, e.g. results/shapes")
     export.add_argument("--out", type=Path, required=True, help="the model directory to write (must not exist)")
+    export.add_argument("--format", default="keras,savedmodel", metavar="FORMATS",
+                        help="comma-separated, of keras (model.keras, always written), savedmodel (TensorFlow "
+                             "Serving's layout: serving/NAME/1/), onnx (model.onnx), litert (model.tflite) "
+                             "(default: keras,savedmodel)")
     export.add_argument("--force", action="store_true", help="replace --out if it exists")
 
     predict = commands.add_parser("predict", help="per-task predictions of an exported model",

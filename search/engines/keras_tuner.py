@@ -113,7 +113,7 @@ def fit(prepared: Prepared, run_dir: Path, *, progress: Callable[[str], None] = 
     experiment = prepared.experiment
     budget = experiment.budget
     algorithm = experiment.searcher.sampler
-    configure_tensorflow(experiment.resources.cpus)
+    configure_tensorflow(experiment.resources.cpus, experiment.resources.gpus)
     options: dict[str, Any] = dict(
         objective=kt.Objective(VAL_OBJECTIVE, direction="max"), directory=str(run_dir.resolve()), project_name=KT_DIR,
         seed=experiment.seed, overwrite=False, max_consecutive_failed_trials=budget.trials or _NO_CAP,

@@ -10,8 +10,9 @@ a real RDB study (SQLite in the run directory by default), so optuna-dashboard o
 
 The study and the leaderboard agree: Optuna is told each trial's best objective over its
 epochs (what the leaderboard ranks by), every study trial carries its Ray Tune trial id
-(user attribute ``ray_trial_id``), and trials that the time limit ended, which Ray Tune
-never reports to its searcher, are told when the search ends.
+(user attribute ``ray_trial_id``) and, once it has ended, its leaderboard row's status, task
+metrics and epochs (user attributes, :func:`~search.rundir.leaderboard.trial_attrs`), and trials
+that the time limit ended, which Ray Tune never reports to its searcher, are told when the search ends.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from ray.tune.search.optuna import OptunaSearch
 from search.engines import recorder
 from search.engines.attached import attach, attached
 from search.engines.cooldown import Cooldown
-from search.engines.disk import DiskGuard
 from search.engines.lead import LEAD_FILE, Lead
 from search.engines.rungs import Rungs
 from search.engines.samplers import make_sampler
@@ -38,6 +38,7 @@ from search.engines.worker import FAILURE_KEY, MAX_RETRIES
 from search.errors import SearchError
 from search.experiment.objective import Objective
 from search.experiment.prepared import Prepared
+from search.rundir.leaderboard import leaderboard_spec, trial_attrs
 from search.rundir.records import FINISHED, SCHEDULER_FILE, TrialRecord, atomic_write
 
 __all__ = ["TRIAL_ATTR", "TUNE_DIR", "RungScheduler", "fit", "restore", "settle_study"]
@@ -79,7 +80,14 @@ class _Search(OptunaSearch):
             result, error = None, True
         elif result and not _is_epoch(result):  # ended without an epoch: nothing new to tell
             result = None
+        record = attached(self.run_key, "recorder")
+        ending = record.ending(trial_id) if record else None  # its leaderboard row, once the recorder hears of it
+        if error and ending and ending.status != "failed":
+            return  # a lost worker: its reason is recorded after this, and settle_study tells the study then
         with self._study_writes():  # left undone on a full disk: settle_study tells the study at the end
+            if ending and trial_id in self._ot_trials:  # a finished study trial's attributes cannot change
+                for key, value in trial_attrs(ending, record.spec).items():
+                    self._ot_trials[trial_id].set_user_attr(key, value)
             super().on_trial_complete(trial_id, result, error)
 
     @contextlib.contextmanager
@@ -106,7 +114,7 @@ def settle_study(prepared: Prepared, study_storage: str, records: Iterable[Trial
     continues them. When the search has ``ended`` (its budget is spent), a trial the searcher
     suggested but Ray Tune never started is told FAIL, with the reason as user attribute ``ended``.
     """
-    by_id = {r.trial_id: r for r in records}
+    by_id, spec = {r.trial_id: r for r in records}, leaderboard_spec(prepared)
     storage = optuna.storages.get_storage(study_storage)
     study = optuna.load_study(study_name=prepared.experiment.name, storage=storage)
     study_id = storage.get_study_id_from_name(prepared.experiment.name)
@@ -115,11 +123,13 @@ def settle_study(prepared: Prepared, study_storage: str, records: Iterable[Trial
         if TRIAL_ATTR not in trial.user_attrs:
             continue  # from a run before trials were tagged
         record = by_id.get(trial.user_attrs[TRIAL_ATTR])
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         if record is None and ended:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             storage.set_trial_user_attr(trial_id, "ended", "never started: the search's budget ran out first")
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         elif record is not None and record.status in FINISHED:
+            for key, value in trial_attrs(record, spec).items():
+                storage.set_trial_user_attr(trial_id, key, value)
             study.tell(trial.number, *_outcome(record, prepared.objective))
         else:
             continue
@@ -153,7 +163,7 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
     """Run the search to its budget (or until interrupted). Results land in ``run_dir``."""
     experiment = prepared.experiment
     with recorder.attach(prepared, run_dir, progress) as record, \
-            _budgeting(prepared, run_dir, fresh=True, disk=record.disk) as parts:
+            _budgeting(prepared, run_dir, fresh=True, record=record) as parts:
         tuner = tune.Tuner(
             _trainable(prepared, run_dir, parts["cooldown"]),
             tune_config=tune.TuneConfig(
@@ -179,10 +189,10 @@ def fit(prepared: Prepared, run_dir: Path, *, storage_path: Path, study_storage:
         return tuner.fit()
 
 
-def _budgeting(prepared: Prepared, run_dir: Path, *, fresh: bool, disk: DiskGuard):
+def _budgeting(prepared: Prepared, run_dir: Path, *, fresh: bool, record: recorder.Recorder):
     """The cooldown and lead of a fit or restore starting now, attached for its searcher and scheduler with the
-    run's disk guard. A lead needs a fresh single-objective search with more than one slot and a first point to
-    lead with."""
+    run's recorder and its disk guard. A lead needs a fresh single-objective search with more than one slot and a
+    first point to lead with."""
     experiment = prepared.experiment
     budget, leads = experiment.budget, fresh and experiment.concurrency > 1 and not prepared.objective.multi
     (run_dir / LEAD_FILE).unlink(missing_ok=True)  # a resumed search's workers must not wait on an old lead
@@ -191,7 +201,7 @@ def _budgeting(prepared: Prepared, run_dir: Path, *, fresh: bool, disk: DiskGuar
     lead = Lead.starting_now(budget.time_limit_s, budget.lead, window, run_dir / LEAD_FILE) if (
         leads and _first_points(prepared)) else None
     return attach(_key(run_dir), cooldown=Cooldown.starting_now(budget.time_limit_s, budget.cooldown), lead=lead,
-                  disk=disk)
+                  disk=record.disk, recorder=record)
 
 
 def _key(run_dir: Path) -> str:
@@ -321,7 +331,7 @@ def restore(prepared: Prepared, run_dir: Path, *, storage_path: Path,
     path = str((storage_path / TUNE_DIR).resolve())
     # The restored run's recorder is a handle that resolves to the one attached here (see recorder.py).
     with recorder.attach(prepared, run_dir, progress) as record, \
-            _budgeting(prepared, run_dir, fresh=False, disk=record.disk) as parts:
+            _budgeting(prepared, run_dir, fresh=False, record=record) as parts:
         try:
             tuner = tune.Tuner.restore(path, trainable=_trainable(prepared, run_dir, parts["cooldown"]),
                                        resume_unfinished=True, resume_errored=False)

@@ -15,6 +15,7 @@ recorder is pickled as a handle instead: on restore the handle resolves to the f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections import Counter
@@ -127,8 +128,7 @@ class Recorder(Callback):
         record = self.records.get(trial.trial_id)
         if record and record.status == "failed":  # told by its last result
             return
-        epochs = record.epochs if record else 0
-        self._update(trial, status="completed" if self._complete(epochs) else "stopped early")
+        self._update(trial, status=self.ending(trial.trial_id).status)
         self._finished(trials)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
@@ -163,6 +163,15 @@ class Recorder(Callback):
         self.write()
 
     # ---------------------------------------------------------------------------------------
+    def ending(self, trial_id: str) -> TrialRecord:
+        """The trial's record as it reads once the trial ends now, as :meth:`on_trial_complete` records it:
+        failed if its last result said so, else completed or stopped early. Ray Tune tells its searcher that a
+        trial ended before it tells this callback (search.engines.ray_tune tags the study trial with it)."""
+        record = self.records.get(trial_id) or TrialRecord(trial_id=trial_id)
+        if record.status == "failed":
+            return record
+        return dataclasses.replace(record, status="completed" if self._complete(record.epochs) else "stopped early")
+
     def _complete(self, epochs: int) -> bool:
         """Whether a trial that trained ``epochs`` reached the epoch cap (there is none without max_epochs)."""
         return self.max_epochs is not None and epochs >= self.max_epochs

@@ -60,7 +60,7 @@ class TrialTrainable(tune.Trainable):
     def setup(self, config: dict[str, Any], *, prepared: Prepared, run_dir: str | None = None,
               cooldown: Cooldown | None = None) -> None:
         self.prepared, self.run_dir, self.cooldown = prepared, run_dir, cooldown
-        configure_tensorflow(trial_threads(prepared))
+        configure_tensorflow(trial_threads(prepared), prepared.experiment.resources.gpus)
         self._begin(config)
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
+from typing import Iterator
 
 from search.experiment.metrics import OBJECTIVE, split_key
 
 __all__ = ["FAILURES_DIR", "FAILURE_KEY", "FAIL_ENV", "MAX_RETRIES", "TEST_ENV_PREFIX", "VAL_OBJECTIVE", "TrialFailure",
-           "configure_tensorflow", "fails_for_good", "import_tensorflow_quietly"]
+           "configure_tensorflow", "fails_for_good", "import_tensorflow_quietly", "stderr_silenced"]
 
 # Tests make some trials raise mid-training, so that failure handling is checked for real:
 # this variable, set to JSON {"when": {name: value, ...}, "epoch": n}, fails every trial whose
@@ -37,23 +39,40 @@ class TrialFailure(RuntimeError):
 FAILURE_KEY = "trial_failure"
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up lines (oneDNN, "no CUDA drivers") kept out of the terminal:
-    they ignore TF_CPP_MIN_LOG_LEVEL, so file descriptor 2 is silenced while it imports, then restored.
-    A failed import still raises."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextlib.contextmanager
+def stderr_silenced(silenced: bool = True) -> Iterator[None]:
+    """File descriptor 2 to /dev/null while the block runs (TensorFlow's C++ lines ignore Python's logging)."""
+    if not silenced:
+        yield
+        return
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
 
 
-def configure_tensorflow(cpus: float) -> None:
-    """Limit TensorFlow's threads to ``cpus`` and turn GPU memory growth on, before first use."""
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines (oneDNN, "no CUDA drivers") kept out of the terminal:
+    they ignore TF_CPP_MIN_LOG_LEVEL, so file descriptor 2 is silenced while it imports and looks for GPUs
+    (on a machine without one, CUDA's "failed call to cuInit" is printed then), then restored. A failed
+    import still raises."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+
+
+def configure_tensorflow(cpus: float, gpus: float = 0.0) -> None:
+    """Limit TensorFlow's threads to ``cpus`` and turn GPU memory growth on, before first use.
+
+    Looking for GPUs prints CUDA's "failed call to cuInit" on a machine without one: kept out of the
+    terminal unless the run asked for ``gpus``, and then a run that finds none says so in one line.
+    """
     import tensorflow as tf
 
     threads = max(1, int(cpus))
@@ -62,7 +81,12 @@ def configure_tensorflow(cpus: float) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     except RuntimeError:  # TensorFlow already initialised in this process; keep its settings
         pass
-    for gpu in tf.config.list_physical_devices("GPU"):
+    with stderr_silenced(not gpus):
+        found = tf.config.list_physical_devices("GPU")
+    if gpus and not found:
+        print(f"mtl-search: warning: this run asked for {gpus:g} GPU but TensorFlow sees none; install the CUDA "
+              "build with: python -m pip install 'mtl-search[cuda]'", file=sys.stderr, flush=True)
+    for gpu in found:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:

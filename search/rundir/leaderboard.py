@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from search.experiment.prepared import Prepared
 
 __all__ = ["Column", "LeaderboardSpec", "ParamRange", "build_leaderboard", "edge_params", "leaderboard_spec",
-           "pareto_ranks", "write_leaderboard"]
+           "pareto_ranks", "trial_attrs", "write_leaderboard"]
 
 # Leaderboard columns a metric or objective may not be named after.
 _RESERVED = ("rank", "trial", "status", "pareto", "epochs", "wall_s", "at_edge")
@@ -180,7 +180,7 @@ def build_leaderboard(records: Sequence[TrialRecord], spec: LeaderboardSpec) -> 
     """
     records = list(records)
     objective_names = [c.name for c in spec.objectives]
-    task_names = [f"best_{c.name}" if c.name in objective_names else c.name for c in spec.task_columns]
+    task_names = _task_names(spec)
     taken = set(_RESERVED) | set(objective_names) | set(task_names)
     param_names = sorted({name for r in records for name in r.params})
     param_columns = [f"param.{n}" if n in taken else n for n in param_names]
@@ -219,6 +219,25 @@ def build_leaderboard(records: Sequence[TrialRecord], spec: LeaderboardSpec) -> 
     frame = pd.DataFrame({k: pd.Series(v, dtype=getattr(v, "dtype", None)) for k, v in data.items()})
     frame.attrs[ROLES_KEY] = {"objectives": objective_names, "tasks": task_names, "params": param_columns}
     return frame
+
+
+def _task_names(spec: LeaderboardSpec) -> list[str]:
+    """The task columns' names in the table: ``best_<name>`` where an objective column has the name."""
+    objective_names = {c.name for c in spec.objectives}
+    return [f"best_{c.name}" if c.name in objective_names else c.name for c in spec.task_columns]
+
+
+def trial_attrs(record: TrialRecord, spec: LeaderboardSpec) -> dict[str, str | float | int]:
+    """What the leaderboard shows of a trial besides its rank, objective and params, keyed as its columns:
+    ``status`` as the column reads, each task's best validation metric (left out where the table has none) and
+    ``epochs``. The Optuna study keeps them as each trial's user attributes (search.engines.ray_tune)."""
+    attrs: dict[str, str | float | int] = {"status": _status_text(record)}
+    for column, name in zip(spec.task_columns, _task_names(spec)):
+        value = record.task_metrics.get(column.name)
+        if value is not None and math.isfinite(value):
+            attrs[name] = value
+    attrs["epochs"] = record.epochs
+    return attrs
 
 
 def _float(value: float | None) -> float:

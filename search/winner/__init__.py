@@ -1,9 +1,9 @@
 """After the search: retrain the best configurations across seeds (``retraining``, each run a
 ``retrain_job`` leaving ``runs``), judge them on the test split (``evaluation``, ``retrain_table``),
-export the winner (``exporting``, ``model_dir``), use it (``using``: predict, evaluate, finetune) and
-report (``report``).
+export the winner (``exporting``, ``model_dir``), use it (``using``: predict, evaluate, finetune),
+report (``report``) and serve the search's Optuna study in optuna-dashboard (``dashboard``).
 
-Only retraining runs on Ray; exporting, using and reporting import no Ray.
+Only retraining runs on Ray; exporting, using, reporting and the dashboard import no Ray.
 """
 
 from search._lazy import lazy_exports

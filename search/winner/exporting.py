@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from search.errors import ConfigError
 from search.experiment.config import load_experiment
 from search.experiment.prepared import Prepared, prepare
 from search.rundir.directory import FORMAT, RETRAIN_DIR, read_run_info
+from search.winner.formats import DEFAULT_FORMATS, check_formats, parse_formats
 from search.winner.model_dir import check_out_dir, load_model, software_versions, write_model_dir
 from search.winner.retrain_table import ConfigResult, RetrainTable, load_table
 from search.winner.runs import RunResult
@@ -22,9 +23,13 @@ from search.winner.runs import RunResult
 __all__ = ["export", "make_card"]
 
 
-def export(run_dir: str | Path, out: str | Path, *, force: bool = False) -> Path:
-    """Write the retrained winner of ``run_dir`` to ``out`` (refused if it exists, unless ``force``)."""
+def export(run_dir: str | Path, out: str | Path, *, force: bool = False,
+           formats: str | Sequence[str] = DEFAULT_FORMATS) -> Path:
+    """Write the retrained winner of ``run_dir`` to ``out`` (refused if it exists, unless ``force``) in
+    ``formats`` (``"keras,savedmodel,onnx,litert"`` or a sequence of those names; model.keras always)."""
     run_dir, out = Path(run_dir), Path(out)
+    formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+    check_formats(formats)
     table = load_table(run_dir)
     winner = table.winner
     if winner is None:
@@ -35,7 +40,8 @@ def export(run_dir: str | Path, out: str | Path, *, force: bool = False) -> Path
     prepared = prepare(load_experiment(run_dir / info.experiment_file))
     run = winner.best_run
     model = load_model(run_dir / RETRAIN_DIR / run.name)  # a retrain run's directory holds its model.keras
-    return write_model_dir(out, model, make_card(prepared, winner, run, table), experiment_text, force=force)
+    return write_model_dir(out, model, make_card(prepared, winner, run, table), experiment_text, force=force,
+                           formats=formats)
 
 
 def make_card(prepared: Prepared, winner: ConfigResult, run: RunResult, table: RetrainTable) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def _run_job(job: Job, prepared: Prepared, root: Path, epochs: int, patience: in
 
     directory = root / job.name
     directory.mkdir(parents=True, exist_ok=True)
-    configure_tensorflow(prepared.experiment.resources.cpus)
+    configure_tensorflow(prepared.experiment.resources.cpus, prepared.experiment.resources.gpus)
     spec, batch_size = prepared.spec_for(job.params)
     if job.task:
         spec = single_task_spec(spec, job.task)

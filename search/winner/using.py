@@ -30,6 +30,7 @@ from search.experiment.metrics import metric_key, mode
 from search.experiment.prepared import Prepared, prepare
 from search.winner.evaluation import split_metrics
 from search.winner.folder_predictions import predict_folder
+from search.winner.formats import DEFAULT_FORMATS
 from search.winner.model_dir import EXPERIMENT, check_out_dir, load_model, read_card, software_versions, write_model_dir
 
 __all__ = ["decode", "evaluate", "finetune", "predict", "read_inputs"]
@@ -205,4 +206,5 @@ def finetune(model_dir: str | Path, task: str, *, out: str | Path | None = None,
     card["test_metrics"] = {k: {"mean": v, "std": 0.0, "seeds": 1} for k, v in after.items()}
     card["software"] = software_versions()
     experiment_text = (model_dir / EXPERIMENT).read_text(encoding="utf-8")
-    return write_model_dir(out, model, card, experiment_text, force=force)
+    formats = tuple(card.get("files") or DEFAULT_FORMATS)  # the formats the model it came from was written in
+    return write_model_dir(out, model, card, experiment_text, force=force, formats=formats)

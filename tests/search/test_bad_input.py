@@ -189,7 +189,7 @@ def test_results_of_a_run_with_a_damaged_trial_record_names_the_file(capsys, tmp
     import shutil
 
     run_dir = tmp_path / "run"
-    shutil.copytree(Path(__file__).parents[2] / "results" / "shapes", run_dir,
+    shutil.copytree(Path(__file__).parents[2] / "results" / "reference" / "shapes", run_dir,
                     ignore=shutil.ignore_patterns("retrain", "export*", "checkpoints", "tune"))
     damaged = sorted((run_dir / "trials").glob("*.json"))[0]
     damaged.write_text("{not json")

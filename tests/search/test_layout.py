@@ -124,11 +124,12 @@ def test_the_search_driver_never_imports_tensorflow():
 
 
 def test_nothing_after_the_search_imports_ray():
-    """What `export`, `evaluate`, `predict`, `finetune`, `report`, `results` and `migrate` need loads no Ray;
-    retraining, imported next in the same process, does (so the probe sees Ray where it is used)."""
+    """What `export`, `evaluate`, `predict`, `finetune`, `report`, `results`, `migrate` and `dashboard` need loads
+    no Ray; retraining, imported next in the same process, does (so the probe sees Ray where it is used)."""
     probe = ("import sys\n"
              "import search.cli, search.api, search.migration, search.winner.exporting, search.winner.using\n"
              "import search.winner.report, search.rundir.records, search.rundir.leaderboard, search.rundir.render\n"
+             "import search.winner.dashboard\n"
              "print('ray' in sys.modules)\n"
              "import search.winner.retraining\n"
              "print('ray' in sys.modules)\n")

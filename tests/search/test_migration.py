@@ -113,10 +113,10 @@ def test_a_path_that_is_neither_is_refused(tmp_path, capsys):
 
 
 def test_the_committed_reference_runs_are_in_the_current_format():
-    runs = [ROOT / "results" / "shapes", *sorted(p for p in (ROOT / "results" / "bench" / "engines").glob("*/*")
-                                                 if (p / "run.json").is_file())]
+    runs = [ROOT / "results" / "reference" / "shapes",
+            *sorted(p for p in (ROOT / "results" / "bench" / "engines").glob("*/*") if (p / "run.json").is_file())]
     assert len(runs) > 1
     for run_dir in runs:
         assert _json(run_dir / "run.json").get("format") == FORMAT, run_dir
-    for card in (ROOT / "results" / "shapes").glob("*/model_card.json"):
+    for card in (ROOT / "results" / "reference" / "shapes").glob("*/model_card.json"):
         assert _json(card).get("format") == FORMAT, card

@@ -6,6 +6,7 @@ import math
 
 import matplotlib.image
 import optuna
+import pandas as pd
 import pytest
 import yaml
 
@@ -111,8 +112,10 @@ def test_sqlite_study_holds_every_trial(single_run):
 
 
 def _assert_study_agrees_with_leaderboard(study, run_dir):
-    """Every study trial is finished, names its leaderboard row, and holds that row's objective."""
+    """Every study trial is finished, names its leaderboard row, and holds that row's objective; and its status,
+    task metrics and epochs as user attributes."""
     records = {r.trial_id: r for r in load_records(run_dir)}
+    rows = pd.read_csv(run_dir / "leaderboard.csv", dtype={"trial": str}).set_index("trial")
     trials = study.get_trials(deepcopy=False)
     assert set(records) <= {t.user_attrs["ray_trial_id"] for t in trials}
     for trial in trials:
@@ -126,6 +129,11 @@ def _assert_study_agrees_with_leaderboard(study, run_dir):
         else:
             assert trial.state.name == "COMPLETE", (trial.number, record.status)
             assert trial.value == pytest.approx(record.objective, abs=1e-9)
+        if record is not None:  # what the leaderboard shows of it
+            row, attrs = rows.loc[record.trial_id], trial.user_attrs
+            assert attrs["status"] == row["status"] and attrs["epochs"] == row["epochs"], (attrs, dict(row))
+            for column in ("val_shape_accuracy", "val_colour_accuracy", "val_midpoint_mae"):
+                assert attrs.get(column, math.nan) == pytest.approx(row[column], nan_ok=True), (column, attrs)
 
 
 def test_time_limit_ends_running_trials_as_out_of_time_and_the_study_is_told(tmp_path, tiny, write_experiment):

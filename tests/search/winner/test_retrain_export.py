@@ -96,7 +96,7 @@ def test_baselines_give_delta_m_by_libmtl_definition(pipeline):
 def test_export_writes_the_model_savedmodel_and_card(pipeline):
     run_dir, _, out, _ = pipeline
     names = {p.name for p in out.iterdir()}
-    assert {"model.keras", "saved_model", "model_card.json", "model_card.md", "experiment.yaml"} <= names
+    assert {"model.keras", "serving", "model_card.json", "model_card.md", "README.md", "experiment.yaml"} <= names
     card = json.loads((out / "model_card.json").read_text())
     summary = json.loads((run_dir / "retrain" / "retrain.json").read_text())
     winner = summary["configs"][0]
@@ -117,7 +117,7 @@ def test_exported_files_load_without_the_package_and_predict_as_the_trained_mode
         import json, sys, numpy as np, keras, tensorflow as tf
         x = np.load({str(tmp_path / 'x.npy')!r})
         a = keras.models.load_model({str(out / 'model.keras')!r}, safe_mode=True).predict({{"image": x}}, verbose=0)
-        served = tf.saved_model.load({str(out / 'saved_model')!r})  # keep a reference: it owns the variables
+        served = tf.saved_model.load({str(next((out / 'serving').glob('*/1')))!r})  # it owns the variables
         b = served.serve({{"image": tf.constant(x)}})
         np.savez({str(tmp_path / 'a.npz')!r}, **a)
         print(json.dumps({{"imported": sorted(m for m in sys.modules if m.split(".")[0] in ("mtl_models", "search")),

@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from mtl_models import BackboneSpec, HeadSpec, InputSpec, ModelSpec, TaskSpec, build_model
-from search.winner.model_dir import CARD_JSON, CARD_MD, IMAGES_SIGNATURE, SAVED_MODEL, render_card, write_model_dir
+from search.winner.cards import render_card
+from search.winner.formats import IMAGES_SIGNATURE
+from search.winner.model_dir import CARD_JSON, CARD_MD, write_model_dir
 
 IMAGE = InputSpec("image", (16, 16, 3), mean=(120.0, 110.0, 100.0), variance=(3000.0, 2500.0, 2000.0))
 TABULAR = InputSpec("tabular", (4,), mean=(0.0,) * 4, variance=(1.0,) * 4)
@@ -26,7 +28,7 @@ CLIENT = """
 import json, sys, numpy as np, tensorflow as tf
 out, files = {}, dict(np.load(FILES))
 for name, inputs in MODELS.items():
-    served = tf.saved_model.load(f"{ROOT}/{name}/saved_model")  # keep a reference: it owns the variables
+    served = tf.saved_model.load(f"{ROOT}/{name}/serving/serving/1")  # keep a reference: it owns the variables
     seen = {"signatures": sorted(served.signatures), "endpoint": hasattr(served, "serve_images")}
     if "serving_images" in served.signatures:
         encoded = tf.constant([files[k].tobytes() for k in ("png", "jpeg", "resized")])
@@ -58,8 +60,8 @@ def _card(inputs):
     """The least card that `render_card` accepts."""
     return {"name": "serving", "summary": "", "seeds": [0], "config_id": "c0", "experiment": "serving", "params": {},
             "exported_model": {"seed": 0, "test_metrics": {}}, "test_metrics": {}, "software": {},
-            "data": {"test_size": 0, "dataset": "none", "options": {}, "val_fraction": 0.1, "test_fraction": 0.1,
-                     "split_seed": 0, "stratify": None},
+            "data": {"train_size": 0, "val_size": 0, "test_size": 0, "dataset": "none", "options": {},
+                     "val_fraction": 0.1, "test_fraction": 0.1, "split_seed": 0, "stratify": None},
             "inputs": [{"name": i.name, "shape": list(i.shape)} for i in inputs],
             "tasks": [{"name": h.task.name, "kind": h.task.kind, "num_classes": h.task.num_classes} for h in HEADS]}
 
@@ -123,7 +125,7 @@ def test_a_model_without_an_image_input_gets_no_images_signature(served):
     root, seen, _ = served
     assert seen["vector"]["signatures"] == ["serve", "serving_default"] and not seen["vector"]["endpoint"]
     assert "serve_images" not in (root / "vector" / CARD_MD).read_text()
-    assert (root / "vector" / SAVED_MODEL).is_dir()
+    assert (root / "vector" / "serving" / "serving" / "1" / "saved_model.pb").is_file()  # TF Serving's layout
 
 
 def test_the_model_card_records_the_signatures_and_shows_the_images_one(served):
