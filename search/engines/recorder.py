@@ -20,6 +20,7 @@ import math
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 from ray.tune import Callback
@@ -160,6 +161,14 @@ class Recorder(Callback):
                 self._update(trial, status="failed", failure=failure_reason(trial))
             else:
                 self._update(trial, status="interrupted")
+        known = {trial.trial_id for trial in trials}
+        lost = [r for r in self.records.values() if r.status in ("running", "pending") and r.trial_id not in known]
+        for record in lost:
+            # Begun by a driver that was killed after Ray Tune's last snapshot: the restored search does not know it,
+            # will never run it again, and ran another trial in its place.
+            self._update(SimpleNamespace(trial_id=record.trial_id, config=record.params), status="failed",
+                         failure="lost: the search's driver was killed before Ray Tune saved this trial; the resumed "
+                                 "search ran another in its place")
         self.write()
 
     # ---------------------------------------------------------------------------------------
