@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from search.errors import ConfigError
 from search.experiment.config import load_experiment
 from search.experiment.prepared import Prepared, prepare
@@ -60,7 +62,9 @@ def make_card(prepared: Prepared, winner: ConfigResult, run: RunResult, table: R
         "params": dict(winner.params),
         "batch_size": batch_size,
         "spec": spec.to_dict(),
-        "inputs": [{"name": i.name, "shape": list(i.shape)} for i in spec.inputs],
+        "inputs": [{"name": i.name, "shape": list(i.shape),
+                    **({"pixel_max": _pixel_max(prepared.splits.train.inputs[i.name])} if len(i.shape) == 3 else {})}
+                   for i in spec.inputs],
         "tasks": [{"name": t.name, "kind": t.kind, "num_classes": t.num_classes, "output_dim": t.output_dim,
                    "metrics": list(t.metrics), "class_names": list(t.class_names)} for t in prepared.tasks],
         "data": {"dataset": data.dataset, "options": dict(data.options), "val_fraction": data.val_fraction,
@@ -76,6 +80,15 @@ def make_card(prepared: Prepared, winner: ConfigResult, run: RunResult, table: R
         "delta_m_percent": table.baselines.delta_m_percent if table.baselines else None,
         "software": software_versions(),
     }
+
+
+def _pixel_max(images) -> float:
+    """What white is in an image input's training values: 255.0 for files decoded as bytes (an image folder) or
+    arrays in [0, 255]; 1.0 for arrays in [0, 1] (the built-in data sets). The SavedModel's encoded-images
+    signature scales decoded bytes to it."""
+    if not isinstance(images, np.ndarray):
+        return 255.0
+    return 1.0 if float(images.max(initial=0.0)) <= 1.0 else 255.0
 
 
 def _size(data) -> int:

@@ -18,7 +18,7 @@ import contextlib
 import importlib.util
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from search.errors import ConfigError
 
@@ -69,7 +69,7 @@ def format_files(formats: tuple[str, ...], name: str) -> dict[str, str]:
     return {f: files[f] for f in formats}
 
 
-def write_saved_model(model, path: Path) -> list[str]:
+def write_saved_model(model, path: Path, pixel_max: Mapping[str, float] | None = None) -> list[str]:
     """Write the SavedModel of ``model`` (a functional model on a dict of named inputs) to ``path``; returns
     its signatures' names, which the card records.
 
@@ -78,7 +78,8 @@ def write_saved_model(model, path: Path) -> list[str]:
     ``serve_images`` (signature :data:`IMAGES_SIGNATURE`): the same inputs, but the image as a 1-D string
     tensor of encoded files (PNG, JPEG, BMP or GIF), each decoded and resized by
     :func:`mtl_models.streaming.decode_image`, the rule training used, so a served JPEG is seen as training
-    saw it.
+    saw it; its bytes (0-255) are scaled to the input's ``pixel_max`` (1.0 for a model trained on images in
+    [0, 1]; default 255.0, as the pixels of image files are).
     """
     import keras
     import tensorflow as tf
@@ -92,11 +93,13 @@ def write_saved_model(model, path: Path) -> list[str]:
     images = [name for name, spec in raw.items() if spec.shape.rank == 4]
     if len(images) == 1:
         image, shape = images[0], tuple(raw[images[0]].shape[1:])
+        scale = (pixel_max or {}).get(image, 255.0) / 255.0
 
         def serve_images(inputs):
             pixels = tf.map_fn(lambda contents: decode_image(contents, shape), inputs[image],
                                fn_output_signature=tf.TensorSpec(shape, tf.uint8))
-            return serve({**inputs, image: tf.cast(pixels, raw[image].dtype)})
+            values = tf.cast(pixels, raw[image].dtype)
+            return serve({**inputs, image: values * scale if scale != 1.0 else values})
 
         encoded = {**raw, image: tf.TensorSpec((None,), tf.string, name=image)}
         endpoint = archive.add_endpoint("serve_images", serve_images, [encoded])

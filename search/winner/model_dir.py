@@ -61,7 +61,8 @@ def write_model_dir(out: Path, model, card: Mapping[str, Any], experiment_text: 
         if "savedmodel" in formats:
             serving = staging / card["files"]["savedmodel"]
             serving.parent.mkdir(parents=True)
-            card["saved_model_signatures"] = write_saved_model(model, serving)
+            pixel_max = {i["name"]: i["pixel_max"] for i in card["inputs"] if "pixel_max" in i}
+            card["saved_model_signatures"] = write_saved_model(model, serving, pixel_max)
         if "onnx" in formats:
             write_onnx(model, staging / card["files"]["onnx"])
         if "litert" in formats:

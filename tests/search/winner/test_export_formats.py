@@ -152,3 +152,27 @@ def test_an_unknown_format_is_refused_in_one_line_before_anything_is_read(tmp_pa
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--format" in err and "keras,pdf" in err and "onnx" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_encoded_images_are_scaled_to_what_white_was_in_training(tmp_path):
+    """A model trained on images in [0, 1] (the built-in data sets) gets a PNG's bytes divided by 255."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    unit = InputSpec("image", (16, 16, 3), mean=(0.5, 0.4, 0.3), variance=(0.05, 0.04, 0.03))
+    model = build_model(ModelSpec(inputs=(unit,), backbone=BackboneSpec(blocks=1, filters=(8,)), heads=HEADS))
+    card = _card(HEADS)
+    card["inputs"] = [{"name": "image", "shape": [16, 16, 3], "pixel_max": 1.0}]
+    write_model_dir(tmp_path / "model", model, card, "experiment: formats\n", force=False)
+    pixels = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, format="PNG")
+    served = tf.saved_model.load(str(tmp_path / "model" / "serving" / "formats" / "1"))
+    got = served.signatures["serving_images"](image=tf.constant([png.getvalue()]))
+    expected = model.predict({"image": pixels[None].astype(np.float32) / 255.0}, verbose=0)
+    unscaled = model.predict({"image": pixels[None].astype(np.float32)}, verbose=0)
+    for task in expected:
+        np.testing.assert_allclose(got[task].numpy(), expected[task], atol=1e-5, rtol=0)
+    assert max(float(np.abs(unscaled[t] - expected[t]).max()) for t in expected) > 1e-3  # the scale matters

@@ -105,6 +105,7 @@ def test_export_writes_the_model_savedmodel_and_card(pipeline):
     assert card["test_metrics"]["test_midpoint_mae"]["std"] == pytest.approx(winner["std"]["test_midpoint_mae"])
     assert card["delta_m_percent"] == pytest.approx(summary["baselines"]["delta_m_percent"])
     assert card["software"]["tensorflow"] and card["spec"]["heads"]
+    assert card["inputs"] == [{"name": "image", "shape": [16, 16, 3], "pixel_max": 1.0}]  # shapes: images in [0, 1]
     assert "## Test metrics" in (out / "model_card.md").read_text()
 
 
