@@ -118,7 +118,8 @@ def render_hub_card(card: Mapping[str, Any]) -> str:
             metrics += [{"type": kind, "value": _number(stats["mean"]), "name": f"test {metric}, mean {over}"},
                         {"type": f"{kind}_std", "value": _number(stats["std"]), "name": f"test {metric}, std {over}"}]
         if metrics:
-            results.append({"task": {"type": _task_type(task, card["inputs"]), "name": _describe(task)},
+            results.append({"task": {"type": _task_type(task, card["inputs"]),
+                                     "name": f"{task['name']} ({_describe(task)})"},
                             "dataset": {"name": dataset, "type": dataset, "split": "test"}, "metrics": metrics})
     front = {"library_name": "keras", "tags": ["keras", "tensorflow", "multi-task-learning", "mtl-search",
                                                *sorted({_task_type(t, card["inputs"]) for t in card["tasks"]})],

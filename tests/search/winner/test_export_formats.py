@@ -122,7 +122,7 @@ def test_readme_is_a_hub_model_card_with_the_test_metrics_as_mean_and_std(export
     [index] = front["model-index"]
     assert index["name"] == "formats-c0"
     results = {r["task"]["name"]: r for r in index["results"]}
-    assert set(results) == {"classification, 3 classes", "regression"}
+    assert set(results) == {"kind (classification, 3 classes)", "value (regression)"}
     metrics = {m["type"]: m["value"] for r in index["results"] for m in r["metrics"]}
     assert metrics == {"accuracy": 0.9, "accuracy_std": 0.02, "mae": 0.1, "mae_std": 0.005}
     assert all(r["dataset"]["split"] == "test" for r in index["results"])
