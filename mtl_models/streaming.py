@@ -38,20 +38,30 @@ def is_streamed(data: Dataset) -> bool:
 
 
 def feed(data: Dataset, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
-         targets: bool = True, tasks: tuple[str, ...] | None = None) -> dict[str, Any]:
+         targets: bool = True, tasks: tuple[str, ...] | None = None, per_epoch: bool = False) -> dict[str, Any]:
     """Keyword arguments for ``model.fit``/``evaluate``/``predict``: ``x``, ``y``, ``batch_size`` for arrays;
-    ``x`` (a ``tf.data.Dataset``) for images on disk. ``tasks`` limits the targets to those tasks."""
+    ``x`` (a ``tf.data.Dataset``) for images on disk. ``tasks`` limits the targets to those tasks.
+
+    ``per_epoch``: the caller calls ``fit`` once an epoch (a search trial). Arrays then come as a pipeline too,
+    built once for the data set, and the pipeline runs without tf.data's autotuning: its model thread is
+    stopped as each ``fit`` call ends, which held the call up ~1.1 s in one epoch of five (1.4-s epochs of
+    shapes' fixed model, one thread; bench/throughput.py), while one ``fit`` over many epochs pays it once.
+    The pipeline holds a copy of the arrays (Keras makes one for the length of each ``fit`` call)."""
     names = tuple(data.targets) if tasks is None else tasks
-    if not is_streamed(data):
+    if not is_streamed(data) and not per_epoch:
         arguments: dict[str, Any] = {"x": dict(data.inputs), "batch_size": batch_size}
         if targets:
             arguments["y"] = {k: data.targets[k] for k in names}
         return arguments
-    key = (batch_size, shuffle, seed, targets, names)
+    key = (batch_size, shuffle, seed, targets, names, per_epoch)
     built = _pipelines.setdefault(data, {})
     if key not in built:
+        if per_epoch:  # one such pipeline per data set (a trial worker's next trial may batch differently)
+            for other in [k for k in built if k[-1]]:
+                del built[other]
         labels = {k: data.targets[k] for k in names} if targets else None
-        built[key] = pipeline(data.inputs, labels, batch_size, shuffle=shuffle, seed=seed, owner=data)
+        built[key] = pipeline(data.inputs, labels, batch_size, shuffle=shuffle, seed=seed, owner=data,
+                              autotune=not per_epoch)
     return {"x": built[key]}
 
 
@@ -104,9 +114,10 @@ def _mask_target(masks, num_classes: int):
 
 
 def pipeline(inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, batch_size: int, *, shuffle: bool = False,
-             seed: int | None = None, owner: object = None):
+             seed: int | None = None, owner: object = None, autotune: bool = True):
     """A ``tf.data.Dataset`` of batches of ``inputs`` (arrays or :class:`ImageFiles`) and, when given, ``labels``.
-    A disk cache lives as long as ``owner`` (required for one)."""
+    A disk cache lives as long as ``owner`` (required for one). Without ``autotune``, files are decoded on as
+    many threads as the process may use and one batch is prefetched."""
     import tensorflow as tf
 
     images = {k: a for k, a in inputs.items() if isinstance(a, ImageFiles)}
@@ -119,6 +130,9 @@ def pipeline(inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, batch_
     if shuffle:  # names shuffle for free: without a cache every epoch reads every file in a new order
         ds = ds.shuffle(length, seed=seed, reshuffle_each_iteration=True)
 
+    parallel = tf.data.AUTOTUNE if autotune else max(1, tf.config.threading.get_intra_op_parallelism_threads()
+                                                       or len(os.sched_getaffinity(0)))
+
     def decode(x: dict) -> dict:
         return {k: (decode_image(tf.io.read_file(v), images[k].image_shape) if k in images else v)
                 for k, v in x.items()}
@@ -127,8 +141,9 @@ def pipeline(inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, batch_
         return {k: (decode_mask(tf.io.read_file(v), masks[k].image_hw, masks[k].num_classes) if k in masks else v)
                 for k, v in y.items()}
 
-    ds = ds.map((lambda x, y: (decode(x), decode_masks(y))) if labels is not None else decode,
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    if images or masks:
+        ds = ds.map((lambda x, y: (decode(x), decode_masks(y))) if labels is not None else decode,
+                    num_parallel_calls=parallel, deterministic=not shuffle)
     if cache is not None:
         ds = ds.cache(cache)  # holds the first epoch's order, a random one; later epochs reshuffle within a window
         if shuffle:
@@ -142,8 +157,14 @@ def pipeline(inputs: Mapping[str, Any], labels: Mapping[str, Any] | None, batch_
     def to_targets(y: dict) -> dict:
         return {k: (_mask_target(v, masks[k].num_classes) if k in masks else v) for k, v in y.items()}
 
-    ds = ds.batch(batch_size).map((lambda x, y: (to_float(x), to_targets(y))) if labels is not None else to_float)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if images or masks:
+        ds = ds.map((lambda x, y: (to_float(x), to_targets(y))) if labels is not None else to_float)
+    if autotune:
+        return ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(1).with_options(options)
 
 
 def _cache_target(owner: object, images: dict[str, ImageFiles], masks: dict[str, MaskFiles]) -> str | None:

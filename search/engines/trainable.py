@@ -140,8 +140,9 @@ class TrialTrainable(tune.Trainable):
         self.model.optimizer.learning_rate.assign(rate * lr_scale)  # after a checkpoint too
         seed = self.prepared.experiment.seed
         try:
-            self.model.fit(**feed(train, self.batch_size, shuffle=True, seed=seed), initial_epoch=self.epoch,
-                           epochs=self.epoch + 1, validation_data=validation(val, self.batch_size),
+            self.model.fit(**feed(train, self.batch_size, shuffle=True, seed=seed, per_epoch=True),
+                           initial_epoch=self.epoch, epochs=self.epoch + 1,
+                           validation_data=validation(val, self.batch_size),
                            callbacks=self._callbacks(keras), verbose=0)
         except tf.errors.OpError:  # a file that passed the checks before the search but cannot be decoded
             unreadable = is_streamed(train) and (decode_failure(train) or decode_failure(val))

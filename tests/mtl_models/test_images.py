@@ -134,3 +134,23 @@ def test_bad_options_are_refused_with_the_rule(folder):
     with pytest.raises(DataError, match="unknown key"):
         load_dataset("images", **{**folder, "tasks": [{"name": "shape", "kind": "classification", "classes": 4,
                                                        "colum": "shape"}]})
+
+
+def test_arrays_fed_once_an_epoch_come_as_one_pipeline_without_autotuning(shapes):
+    """A search trial calls fit once an epoch: its arrays come as a pipeline built once (per data set), every row
+    once an epoch with its own labels, in a new order each epoch, and with tf.data's autotuning off (its model
+    thread, stopped as each fit call ended, held one call in five up by ~1 s: bench/throughput.py)."""
+    ds = feed(shapes, 16, shuffle=True, seed=3, per_epoch=True)["x"]
+    assert feed(shapes, 16, shuffle=True, seed=3, per_epoch=True)["x"] is ds
+    assert ds.options().autotune.enabled is False
+    pixels = shapes.inputs["image"]
+    orders = []
+    for _ in range(2):
+        xs, ys = zip(*[(x["image"].numpy(), y["shape"].numpy()) for x, y in ds])
+        images, labels = np.concatenate(xs), np.concatenate(ys)
+        order = [int(np.flatnonzero((pixels == image).all(axis=(1, 2, 3)))[0]) for image in images]
+        assert sorted(order) == list(range(len(pixels)))
+        np.testing.assert_array_equal(labels, shapes.targets["shape"][order])
+        orders.append(order)
+    assert orders[0] != orders[1]
+    assert feed(shapes, 8, shuffle=True, seed=3, per_epoch=True)["x"] is not ds  # another batch size: rebuilt
