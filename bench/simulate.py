@@ -1,6 +1,6 @@
 """Strategies compared over many searcher seeds on the simulated backend (run by hand, not in CI).
 
-    python bench/simulate.py                          # 50 seeds x 10 strategies x 3 problems, then workers 1..64
+    python bench/simulate.py                          # 50 seeds x 11 strategies x 3 problems, then workers 1..64
     python bench/simulate.py --seeds 10 --problems bad-100
 
 The real searcher (Ray Tune's OptunaSearch with the project's samplers) and the real rungs
@@ -17,6 +17,7 @@ against workers.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -43,6 +44,8 @@ STRATEGIES = {s.name: s for s in (
     Strategy("tpe-startup3", sampler_options=(("n_startup_trials", 3),)),
     Strategy("tpe-startup5", sampler_options=(("n_startup_trials", 5),)),
     Strategy("tpe-independent", sampler_options=(("multivariate", False),)),
+    # BOHB's sampler, fed every epoch's result, with the default's scheduling (needs hpbandster and ConfigSpace).
+    Strategy("bohb", sampler="bohb"),
 )}
 PROBLEMS = ("good-100", "bad-100", "good-1000")
 WORKERS = (1, 2, 4, 8, 16, 32, 64)
@@ -63,6 +66,9 @@ def run_all(seeds: int, problems: list[str], workers: list[int]) -> list[dict]:
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     done = {_key(r) for r in rows}
     todo = [(p, s, k, 2) for p in problems for s in STRATEGIES for k in range(seeds)]
+    if importlib.util.find_spec("hpbandster") is None:
+        print("bohb left out: it needs `pip install hpbandster ConfigSpace`", flush=True)
+        todo = [t for t in todo if t[1] != "bohb"]
     todo += [(p, "default", k, w) for p in problems[:1] for w in workers for k in range(min(seeds, 10))]
     with path.open("a") as out:
         for i, (p, s, k, w) in enumerate(todo):

@@ -30,6 +30,7 @@ from search.experiment.space import Param, SearchSpace
 __all__ = ["PRESETS", "MFHartmann6", "Run", "Strategy", "simulate"]
 
 PRESETS = {"good": (2.5, 2.0), "moderate": (3.0, 3.0), "bad": (3.5, 4.0), "terrible": (4.0, 5.0)}
+BOHB = "bohb"  # a sampler the simulator offers besides searcher.sampler's (bench/simulate.py)
 HORIZON = 100_000  # the rungs' horizon without an epoch cap, as the Ray Tune engine sets it
 
 _ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
@@ -105,9 +106,13 @@ def simulate(problem: MFHartmann6, strategy: Strategy, *, seed: int, workers: in
     run = Run(strategy.name, seed, workers)
     if strategy.no_search:
         workers, epoch_s = 1, epoch_s / alone_speedup
-    searcher = OptunaSearch(space=problem.space.sample_optuna, metric="best", mode="max",
-                            sampler=make_sampler(strategy.sampler, seed, dict(strategy.sampler_options)), seed=seed,
-                            points_to_evaluate=[strategy.first_point] if strategy.first_point else None)
+    first = [strategy.first_point] if strategy.first_point else None
+    if strategy.sampler == BOHB:
+        searcher = _bohb(problem, seed, first)
+    else:
+        searcher = OptunaSearch(space=problem.space.sample_optuna, metric="best", mode="max", seed=seed,
+                                sampler=make_sampler(strategy.sampler, seed, dict(strategy.sampler_options)),
+                                points_to_evaluate=first)
     horizon = strategy.max_epochs or HORIZON
     rungs = None if strategy.adaptive is None else Rungs(min(strategy.grace_period, horizon),
                                                          strategy.reduction_factor, horizon,
@@ -137,7 +142,9 @@ def simulate(problem: MFHartmann6, strategy: Strategy, *, seed: int, workers: in
         if state["best"] > best:
             best = state["best"]
             run.curve.append((round(at, 3), best))
-        result = {"best": state["best"], "training_iteration": state["epoch"]}
+        # hyperband_info: the budget at which BOHB files the result (its model is fitted per budget); others ignore it
+        result = {"best": state["best"], "training_iteration": state["epoch"],
+                  "hyperband_info": {"budget": state["epoch"]}}
         if not strategy.no_search:
             searcher.on_trial_result(trial, result)
         go = rungs is None or rungs.report(trial, state["epoch"], state["best"])
@@ -148,3 +155,15 @@ def simulate(problem: MFHartmann6, strategy: Strategy, *, seed: int, workers: in
             searcher.on_trial_complete(trial, result)
         start(at)
     return run
+
+
+def _bohb(problem: MFHartmann6, seed: int, first: list[dict] | None):
+    """BOHB's sampler (Falkner et al. 2018: TPE-like densities fitted on the results at the largest budget with
+    enough of them, every epoch's result fed in), through Ray Tune's ``TuneBOHB``. Measured on the simulator only:
+    it needs ``pip install hpbandster ConfigSpace``, which the project does not depend on."""
+    from ray import tune
+    from ray.tune.search.bohb import TuneBOHB
+
+    space = {p.name: tune.uniform(p.low, p.high) for p in problem.space.params}
+    return TuneBOHB(space=TuneBOHB.convert_search_space(space), metric="best", mode="max", seed=seed,
+                    points_to_evaluate=first)
