@@ -71,7 +71,7 @@ class NpzSource:
     image_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.path, (str, os.PathLike)) or not str(self.path):
+        if not isinstance(self.path, (str, os.PathLike)) or not str(self.path) or "\0" in str(self.path):
             raise DataError(f"NpzSource.path must be a file path, but got path={self.path!r}.")
         object.__setattr__(self, "path", os.fspath(self.path))
         tasks = tuple(self.tasks) if isinstance(self.tasks, (list, tuple)) else self.tasks

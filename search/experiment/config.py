@@ -174,10 +174,7 @@ def parse_experiment(data: Any, *, source: str | None = None) -> Experiment:
     space = parse_space(top.get("space", {}))
     engine = top.choice("engine", "ray-tune", ENGINES)
     experiment = Experiment(
-        name=name,
-        data=_data(top.get("data", required=True), source),
-        model=model,
-        space=space,
+        name=name, data=_data(top.get("data", required=True), source), model=model, space=space,
         objective=_objective(top.get("objective")),
         budget=_budget(top.get("budget")),
         resources=_resources(top.get("resources")),
@@ -252,7 +249,8 @@ def _data(raw: Any, source: str | None) -> DataConfig:
     options = section.get("options", {})
     if not isinstance(options, dict):
         raise ConfigError("data.options", "must be a mapping of loader options", options)
-    path = options.get("path")
+    if isinstance(path := options.get("path"), str) and "\0" in path:  # no file system takes it
+        raise ConfigError("data.options.path", "must not contain a NUL character", path)
     if isinstance(path, str) and source and not Path(path).is_absolute():
         options = {**options, "path": str((Path(source).parent / path).resolve())}
     split = Section(section.get("split"), "data.split")
