@@ -99,13 +99,18 @@ def test_driver_killed_then_resume_keeps_finished_trials_and_completes_the_budge
         assert not ray_session.session_processes(killed), f"left by the killed command: {left}"
         if left:  # ended by the resume as it started (the count may be lower: an agent may have exited on its own)
             assert "process(es) an earlier, killed command had left running" in resumed.stdout, resumed.stdout[-2000:]
-        after = _finished(run_dir)
-        assert len(after) == 5 and len(load_records(run_dir)) == 5
+        records = load_records(run_dir)
+        # A trial begun after Ray Tune's last snapshot is unknown to the resumed search, which runs another in its
+        # place: it is kept, as failed and lost, with the epochs it trained (the kill decides whether there is one).
+        lost = {r.trial_id for r in records if r.status == "failed" and (r.failure or "").startswith("lost:")}
+        assert len(lost) <= 2 and not lost & set(before)
+        after = {t: r for t, r in _finished(run_dir).items() if t not in lost}
+        assert len(after) == 5 and len(records) == 5 + len(lost)
         for trial_id, record in before.items():  # kept, not re-run
             assert after[trial_id].epochs == record.epochs
             assert after[trial_id].history == record.history
             assert after[trial_id].started_at == record.started_at
-        assert "5 trials: " in (run_dir / "leaderboard.md").read_text()
+        assert f"{5 + len(lost)} trials: " in (run_dir / "leaderboard.md").read_text()
         study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'study.db'}")
         assert len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]) >= 5
     finally:
