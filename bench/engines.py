@@ -363,6 +363,9 @@ def targets(summary: dict) -> list[tuple[str, str, bool]]:
             rows.append(("shapes: time to 0.98 >= 3x sooner than kt-hyperband",
                          f"{times[PEER] / times[OURS]:.2f}x ({times[OURS]:.0f} s vs {times[PEER]:.0f} s)",
                          times[PEER] >= 3 * times[OURS] and shapes["reached_target"][OURS] > 0))
+        longer = _longer_peer_run()
+        if longer:
+            rows.append(longer)
         ours = {key: shapes[key][OURS] for key in ("startup_overhead_s", "launch_s", "utilisation")}
         if ours["startup_overhead_s"] is not None:
             rows.append(("trial start-up <= 1.5 s (median)", f"{ours['startup_overhead_s']:.2f} s", ours["startup_overhead_s"] <= 1.5))
@@ -393,6 +396,24 @@ def targets(summary: dict) -> list[tuple[str, str, bool]]:
             met = min(rounds or [summary["throughput_ratio"]]) >= 0.97
         rows.append(("throughput ratio >= 0.97 at 1 CPU", f"{summary['throughput_ratio']:.3f}{detail}", met))
     return rows
+
+
+def _longer_peer_run() -> tuple[str, str, bool] | None:
+    """The 3x target against KerasTuner given a longer budget than the others, where that run is kept (a peer
+    that never reaches the target in 6 minutes bounds the ratio at 360 s / ours): results/bench/kt-long/, with a
+    default run of the same day beside it, as the README's Performance section gives the command."""
+    path = OUT / "kt-long" / "latest.json"
+    if not path.exists():
+        return None
+    shapes = json.loads(path.read_text())["tasks"].get("shapes", {})
+    times, reached = shapes.get("time_to_target_s", {}), shapes.get("reached_target", {})
+    if OURS not in times or PEER not in times or not reached.get(OURS):
+        return None
+    budget = max(r["wall_s"] for r in shapes["runs"] if r["engine"] == PEER)
+    bound = "at least " if not reached.get(PEER) else ""
+    return (f"shapes: time to 0.98 >= 3x sooner than kt-hyperband given {budget / 60:.0f} min (kt-long/, one day)",
+            f"{bound}{times[PEER] / times[OURS]:.1f}x ({times[OURS]:.0f} s vs "
+            f"{'never in ' if not reached.get(PEER) else ''}{times[PEER]:.0f} s)", times[PEER] >= 3 * times[OURS])
 
 
 def _fmt(value, spec: str) -> str:
