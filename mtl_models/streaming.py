@@ -56,9 +56,9 @@ def feed(data: Dataset, batch_size: int, *, shuffle: bool = False, seed: int | N
     key = (batch_size, shuffle, seed, targets, names, per_epoch)
     built = _pipelines.setdefault(data, {})
     if key not in built:
-        if per_epoch:  # one such pipeline per data set (a trial worker's next trial may batch differently)
-            for other in [k for k in built if k[-1]]:
-                del built[other]
+        if per_epoch:  # one such pipeline per data set: a trial worker's next trial may batch differently
+            for stale in [k for k in built if k[-1]]:  # a key ends with its per_epoch
+                del built[stale]
         labels = {k: data.targets[k] for k in names} if targets else None
         built[key] = pipeline(data.inputs, labels, batch_size, shuffle=shuffle, seed=seed, owner=data,
                               autotune=not per_epoch)
